@@ -1,0 +1,58 @@
+# sendtime: `make help` lists the targets. Every target creates .venv/ from the project's own files first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.installed
+export SENDTIME_HOME ?= $(CURDIR)/.sendtime
+export MLFLOW_ENABLE_TELEMETRY := false
+export DO_NOT_TRACK := true
+DEMO := $(SENDTIME_HOME)/demo
+
+.PHONY: help setup demo test test-all lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet "uv==0.13.9"
+	$(UV) pip install --python $(PY) --compile-bytecode --quiet -r requirements.lock
+	$(UV) pip install --python $(PY) --compile-bytecode --quiet --no-deps -e .
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv/ and install the locked dependencies and sendtime
+	@echo "ready: $(VENV)/bin/sendtime"
+
+demo: setup ## simulate a world, train, schedule a demo campaign, print where to look
+	$(VENV)/bin/sendtime simulate --out $(DEMO)/data --subscribers 2000 --days 84 --seed 7
+	$(VENV)/bin/sendtime train --data $(DEMO)/data
+	$(PY) -m sendtime.experiments.demo audience --data $(DEMO)/data --out $(DEMO)/audience.csv
+	read START END <<< "$$($(PY) -m sendtime.experiments.demo window --data $(DEMO)/data)" && \
+	$(VENV)/bin/sendtime schedule --audience $(DEMO)/audience.csv --start $$START --end $$END \
+		--out $(DEMO)/plan.csv --max-sms 300 --max-per-hour email=250
+	$(PY) -m sendtime.experiments.demo summary --plan $(DEMO)/plan.csv
+
+test: setup ## the test suite CI runs (unit, integration, Spark parity; not the slow ones)
+	$(PY) -m pytest -q
+
+test-all: setup ## every test, slow ones included
+	$(PY) -m pytest -q -m ""
+
+lint: setup ## ruff lint and format check
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+format: setup ## ruff format and autofix
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests
+
+bench: setup ## speed and quality benchmarks (minutes; see README)
+	$(PY) -m sendtime.experiments.bench_profiles --events 1000000
+	$(PY) -m sendtime.experiments.bench_allocation --rows 1000000 --hours 24
+	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2
+	$(PY) -m sendtime.experiments.bench_outspot
+
+clean: ## remove local state (.sendtime) and caches, keep .venv
+	rm -rf .sendtime .pytest_cache .ruff_cache

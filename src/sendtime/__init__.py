@@ -1,0 +1,1 @@
+"""sendtime: which channel and what time to send, per subscriber."""

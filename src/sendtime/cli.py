@@ -1,0 +1,170 @@
+"""`sendtime ...`: the thin front door. Each command parses its options and calls one stage's function.
+
+Heavy imports (MLflow, LightGBM, BentoML) happen inside the commands, so `sendtime --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from sendtime.configs.settings import load_settings
+
+
+def _settings(args: argparse.Namespace):
+    return load_settings(getattr(args, "config", None))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from sendtime.experiments.simulate import simulate
+
+    summary = simulate(args.out, subscribers=args.subscribers, days=args.days, seed=args.seed, progress=True)
+    print(f"wrote a simulated world to {args.out}: {summary['people']:,} people, {summary['events']:,} events "
+          f"in {summary['seconds']:.1f} s (ground truth in {Path(args.out) / 'ground_truth'})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sendtime.training.pipeline import train
+
+    result = train(args.data, _settings(args), config_path=args.config)
+    print(f"run id: {result.run_id}")
+    print(f"model kind: {result.kind}")
+    print(f"registered version: {result.version}")
+    m = result.metrics
+    line = f"test log loss {m.get('log_loss', float('nan')):.4f} (best baseline "
+    line += f"{min(m.get(f'{b}_log_loss', float('inf')) for b in _BASELINES):.4f}), AUC {m.get('auc', float('nan')):.3f}"
+    print(line)
+    if "model_capture" in m:
+        print(f"capture {m['model_capture']:.3f} (smoothed histogram {m.get('smoothed_histogram_capture', float('nan')):.3f}); "
+              f"with a 30% SMS budget {m.get('budget30_model_capture', float('nan')):.3f}")
+    champ = "none" if result.champion_log_loss is None else f"{result.champion_log_loss:.4f}"
+    print(f"promoted to champion: {'yes' if result.promoted else 'no'} (champion log loss on this test set: {champ})")
+    return 0
+
+
+_BASELINES = ("campaign_time", "population_best_hour", "most_frequent_hour", "smoothed_histogram")
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from sendtime.training.tune import run_tune
+
+    return run_tune(args.data, args.trials, _settings(args), config_path=args.config, out_config=args.out_config,
+                    study_name=args.study)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sendtime.training.evaluate import run_evaluate
+
+    return run_evaluate(args.data, _settings(args), version=args.version)
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from sendtime.serving.schedule import run_schedule
+
+    caps = {}
+    for item in args.max_per_hour or []:
+        channel, _, number = item.partition("=")
+        if not number.isdigit() or channel.strip().lower() not in ("email", "sms"):
+            raise SystemExit(f"--max-per-hour {item!r}: expected CHANNEL=N with CHANNEL email or sms and N a whole number")
+        caps[channel.strip().lower()] = int(number)
+    return run_schedule(
+        audience=args.audience, start=args.start, end=args.end, out=args.out, settings=_settings(args),
+        max_sms=args.max_sms, max_per_hour=caps, holdout=args.holdout, explore=args.explore,
+        campaign_time=args.campaign_time, seed=args.seed, engine=args.engine,
+    )
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from sendtime.serving.api import predict_once
+
+    text = Path(args.request).read_text() if args.request else sys.stdin.read()
+    status, body = predict_once(text, _settings(args))
+    print(json.dumps(body, indent=2))
+    return 0 if status < 400 else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sendtime.serving.run import serve
+
+    return serve(port=args.port, host=args.host, config=args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sendtime", description="Which channel and what time to send, per subscriber.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write a realistic synthetic data folder plus its ground truth")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--subscribers", type=int, default=2000, help="number of people (default 2000)")
+    p.add_argument("--days", type=int, default=84, help="days of history (default 84)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("train", help="build features, train, evaluate against baselines, log to MLflow, register")
+    p.add_argument("--data", required=True, help="data folder (events, optional subscribers and identity_links)")
+    p.add_argument("--config", help="YAML settings file (see configs/default.yaml)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("tune", help="Optuna search; each trial a nested MLflow run; writes the best config")
+    p.add_argument("--data", required=True)
+    p.add_argument("--trials", type=int, required=True)
+    p.add_argument("--config", help="base YAML settings")
+    p.add_argument("--out-config", default="configs/tuned.yaml", help="where to write the best settings")
+    p.add_argument("--study", default="sendtime", help="Optuna study name (resumable)")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("evaluate", help="offline report for the champion (against ground truth where present)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--config")
+    p.add_argument("--version", help="registered model version (default: the champion)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("schedule", help="a send plan for a campaign audience")
+    p.add_argument("--audience", required=True, help="CSV or Parquet with columns email and phone")
+    p.add_argument("--start", required=True, help="window start, ISO-8601 with offset or Z")
+    p.add_argument("--end", required=True, help="window end, ISO-8601 with offset or Z")
+    p.add_argument("--out", required=True, help="plan file (.csv or .parquet)")
+    p.add_argument("--max-sms", type=int, help="cap on the number of SMS in the plan")
+    p.add_argument("--max-per-hour", action="append", metavar="CHANNEL=N", help="cap sends per clock hour (repeatable)")
+    p.add_argument("--holdout", type=float, default=0.0, help="share kept on the plain campaign time")
+    p.add_argument("--campaign-time", help="the campaign's plain send time (default: window start)")
+    p.add_argument("--explore", type=float, default=0.0, help="share of random feasible hours, with propensities")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--engine", choices=["local", "spark"], default="local")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser("predict", help="answer one prediction request (JSON) exactly as the HTTP API does")
+    p.add_argument("--request", help="JSON file (default: standard input)")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("serve", help="start the BentoML prediction service")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    from sendtime.features.load import DataError
+
+    try:
+        return int(args.func(args) or 0)
+    except (DataError, FileNotFoundError, ValueError, LookupError) as exc:
+        print(f"sendtime {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Raw platform exports in, one trustworthy row per subscriber out."""

@@ -1,0 +1,275 @@
+"""Read and validate a data folder (../shared/CONTRACT.md): events, subscribers, identity links.
+
+Real exports are messy, so validation is per row: a row that cannot be used is counted by reason and
+kept in a rejects table (never silently dropped); the job fails only when a missing column makes the
+whole file unusable or the rejected share passes `data.bad_share_limit`. Work is done per distinct
+value (channel, event type, timestamp text) so a 10M-row export stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sendtime import schema as S
+from sendtime.configs.settings import DataSettings
+
+log = logging.getLogger(__name__)
+
+REJECT_COLUMNS = ["table", "file", "row", "field", "reason"]
+_TRUE = {"true", "t", "1", "yes", "y"}
+_FALSE = {"false", "f", "0", "no", "n", ""}
+
+
+class DataError(ValueError):
+    """The input cannot be used as a whole; the message names the file and the problem."""
+
+
+@dataclass
+class DataFolder:
+    """A loaded, validated data folder: clean tables plus everything that was rejected and why."""
+
+    path: Path
+    events: pd.DataFrame
+    subscribers: pd.DataFrame | None = None
+    links: pd.DataFrame | None = None
+    rejects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REJECT_COLUMNS))
+    raw_rows: dict[str, int] = field(default_factory=dict)
+
+    def reject_counts(self) -> dict[str, int]:
+        if self.rejects.empty:
+            return {}
+        keys = self.rejects["table"] + ": " + self.rejects["reason"]
+        return {str(k): int(v) for k, v in keys.value_counts().items()}
+
+    def write_rejects(self, out: Path) -> Path:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.rejects.to_csv(out, index=False)
+        return out
+
+    def summary(self) -> str:
+        lines = [f"data folder {self.path}:"]
+        for table, n in self.raw_rows.items():
+            lines.append(f"  {table}: {n:,} rows read")
+        lines.append(f"  events kept: {len(self.events):,}")
+        for reason, n in self.reject_counts().items():
+            lines.append(f"  rejected {reason}: {n:,}")
+        return "\n".join(lines)
+
+
+def find_table(folder: Path, name: str) -> Path | None:
+    """`name.parquet` or `name.csv`; Parquet wins when both exist (it keeps types)."""
+    for ext in (".parquet", ".csv"):
+        candidate = folder / f"{name}{ext}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read one table as strings-or-native types; CSV is read as text so parsing is ours to report."""
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path}: the file is empty (no header row)") from exc
+    except Exception as exc:  # pyarrow and the CSV parser raise many types; name the file either way
+        raise DataError(f"{path}: cannot be read: {exc}") from exc
+
+
+def require_columns(df: pd.DataFrame, required: tuple[str, ...], path: Path) -> None:
+    columns = {str(c).strip().lower(): c for c in df.columns}
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing required column {', '.join(repr(m) for m in missing)} "
+            f"(found: {', '.join(map(str, df.columns)) or 'none'})"
+        )
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """ISO-8601 with offset or Z, or naive meaning UTC, to UTC; unparseable -> NaT.
+
+    Also takes the common export spelling '2022-03-18 15:28:01.000000 UTC'.
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return values.dt.tz_localize("UTC")
+    text = values.astype("string").str.strip()
+    text = text.str.replace(r"\s*UTC$", "+00:00", regex=True)
+    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    retry = parsed.isna() & text.notna()
+    if retry.any():
+        uniques = text[retry].unique()
+        fixed = pd.Series(pd.to_datetime(pd.Series(uniques), utc=True, errors="coerce", format="mixed").values)
+        lookup = dict(zip(uniques, fixed, strict=True))
+        parsed.loc[retry] = text[retry].map(lookup)
+    return parsed
+
+
+def normalise_vocabulary(values: pd.Series) -> pd.Series:
+    """Lower-case and strip, per distinct value (channels and event types have a handful)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    cleaned = pd.Index(uniques).astype(str).str.strip().str.lower()
+    out = np.where(codes >= 0, np.asarray(cleaned, dtype=object)[np.maximum(codes, 0)], None)
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def parse_booleans(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("boolean")
+    text = values.astype("string").str.strip().str.lower()
+    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    out[text.isin(_TRUE)] = True
+    out[text.isin(_FALSE) & text.notna()] = False
+    return out
+
+
+class _Rejects:
+    """Collects (table, file, row, field, reason) rows; row numbers are 1-based data rows."""
+
+    def __init__(self) -> None:
+        self.parts: list[pd.DataFrame] = []
+
+    def add(self, table: str, path: Path, mask: np.ndarray, field_name: str, reason: str) -> None:
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            self.parts.append(
+                pd.DataFrame(
+                    {"table": table, "file": path.name, "row": rows + 1, "field": field_name, "reason": reason}
+                )
+            )
+
+    def frame(self) -> pd.DataFrame:
+        if not self.parts:
+            return pd.DataFrame(columns=REJECT_COLUMNS)
+        return pd.concat(self.parts, ignore_index=True)
+
+
+def _blank(values: pd.Series) -> np.ndarray:
+    return (values.isna() | (values.astype("string").str.strip() == "")).to_numpy(dtype=bool)
+
+
+def validate_events(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.DataFrame:
+    require_columns(raw, S.EVENTS_REQUIRED, path)
+    if raw.empty:
+        raise DataError(f"{path}: the events file has no rows: nothing to learn from")
+    ts = parse_timestamps(raw[S.TIMESTAMP])
+    channel = normalise_vocabulary(raw[S.CHANNEL])
+    event_type = normalise_vocabulary(raw[S.EVENT_TYPE])
+
+    bad = np.zeros(len(raw), dtype=bool)
+    checks = [
+        (ts.isna().to_numpy(), S.TIMESTAMP, "unparseable timestamp"),
+        (~channel.isin(S.CHANNELS).to_numpy(), S.CHANNEL, "unknown channel"),
+        (~event_type.isin(S.EVENT_TYPES).to_numpy(), S.EVENT_TYPE, "unknown event type"),
+        (_blank(raw[S.ADDRESS]), S.ADDRESS, "empty address"),
+        (((channel == S.SMS) & (event_type == S.OPEN)).to_numpy(), S.EVENT_TYPE, "open on sms (SMS has no opens)"),
+    ]
+    for mask, field_name, reason in checks:
+        rejects.add(S.EVENTS_TABLE, path, mask & ~bad, field_name, reason)  # one reason per row: the first
+        bad |= mask
+
+    keep = ~bad
+    out = pd.DataFrame(
+        {
+            S.TIMESTAMP: ts[keep].reset_index(drop=True),
+            S.CHANNEL: pd.Categorical(channel[keep], categories=list(S.CHANNELS)),
+            S.EVENT_TYPE: pd.Categorical(event_type[keep], categories=list(S.EVENT_TYPES)),
+            S.ADDRESS: raw.loc[keep, S.ADDRESS].astype(str).reset_index(drop=True),
+        }
+    )
+    if S.MESSAGE_ID in raw.columns:
+        mid = raw.loc[keep, S.MESSAGE_ID].astype("string").str.strip()
+        out[S.MESSAGE_ID] = mid.mask(mid == "").reset_index(drop=True)
+    else:
+        out[S.MESSAGE_ID] = pd.Series(pd.NA, index=out.index, dtype="string")
+    if S.MACHINE_OPEN in raw.columns:
+        out[S.MACHINE_OPEN] = parse_booleans(raw.loc[keep, S.MACHINE_OPEN]).reset_index(drop=True)
+    else:
+        out[S.MACHINE_OPEN] = pd.Series(pd.NA, index=out.index, dtype="boolean")
+    return out
+
+
+def validate_subscribers(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.DataFrame:
+    require_columns(raw, S.SUBSCRIBERS_REQUIRED, path)
+    channel = normalise_vocabulary(raw[S.CHANNEL])
+    bad_channel = ~channel.isin(S.CHANNELS).to_numpy()
+    empty = _blank(raw[S.ADDRESS]) & ~bad_channel
+    rejects.add(S.SUBSCRIBERS_TABLE, path, bad_channel, S.CHANNEL, "unknown channel")
+    rejects.add(S.SUBSCRIBERS_TABLE, path, empty, S.ADDRESS, "empty address")
+    keep = ~(bad_channel | empty)
+    out = pd.DataFrame(
+        {S.ADDRESS: raw.loc[keep, S.ADDRESS].astype(str).values, S.CHANNEL: channel[keep].values}
+    )
+    tz = raw[S.TIMEZONE].astype("string").str.strip() if S.TIMEZONE in raw.columns else None
+    out[S.TIMEZONE] = tz[keep].mask(tz[keep] == "").values if tz is not None else pd.NA
+    if S.SUBSCRIBED_AT in raw.columns:
+        out[S.SUBSCRIBED_AT] = parse_timestamps(raw.loc[keep, S.SUBSCRIBED_AT]).values
+    return out
+
+
+def validate_links(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.DataFrame:
+    require_columns(raw, S.LINKS_REQUIRED, path)
+    empty = _blank(raw[S.ADDRESS_A]) | _blank(raw[S.ADDRESS_B])
+    rejects.add(S.LINKS_TABLE, path, empty, "address_a/address_b", "empty address")
+    keep = ~empty
+    out = pd.DataFrame(
+        {
+            S.ADDRESS_A: raw.loc[keep, S.ADDRESS_A].astype(str).values,
+            S.ADDRESS_B: raw.loc[keep, S.ADDRESS_B].astype(str).values,
+        }
+    )
+    if S.OBSERVED_AT in raw.columns:
+        out[S.OBSERVED_AT] = parse_timestamps(raw.loc[keep, S.OBSERVED_AT]).values
+    else:
+        out[S.OBSERVED_AT] = pd.NaT
+    return out
+
+
+def load_folder(folder: str | Path, settings: DataSettings | None = None) -> DataFolder:
+    """Load and validate a data folder; raises DataError naming the file and the problem."""
+    settings = settings or DataSettings()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder (expected a data folder holding events.parquet or events.csv)")
+    events_path = find_table(folder, S.EVENTS_TABLE)
+    if events_path is None:
+        raise DataError(f"{folder}: no events table (expected events.parquet or events.csv)")
+
+    rejects = _Rejects()
+    raw_rows: dict[str, int] = {}
+    raw_events = read_table(events_path)
+    raw_rows[S.EVENTS_TABLE] = len(raw_events)
+    events = validate_events(raw_events, events_path, rejects)
+    del raw_events
+
+    subscribers = links = None
+    if (sub_path := find_table(folder, S.SUBSCRIBERS_TABLE)) is not None:
+        raw = read_table(sub_path)
+        raw_rows[S.SUBSCRIBERS_TABLE] = len(raw)
+        subscribers = validate_subscribers(raw, sub_path, rejects)
+    if (links_path := find_table(folder, S.LINKS_TABLE)) is not None:
+        raw = read_table(links_path)
+        raw_rows[S.LINKS_TABLE] = len(raw)
+        links = validate_links(raw, links_path, rejects)
+
+    data = DataFolder(folder, events, subscribers, links, rejects.frame(), raw_rows)
+    n_bad = int((data.rejects["table"] == S.EVENTS_TABLE).sum()) if not data.rejects.empty else 0
+    share = n_bad / max(raw_rows[S.EVENTS_TABLE], 1)
+    if share > settings.bad_share_limit:
+        counts = "; ".join(f"{k}: {v:,}" for k, v in data.reject_counts().items())
+        raise DataError(
+            f"{events_path}: {n_bad:,} of {raw_rows[S.EVENTS_TABLE]:,} rows ({share:.1%}) cannot be used, "
+            f"more than data.bad_share_limit={settings.bad_share_limit:.0%} ({counts})"
+        )
+    if events.empty:
+        raise DataError(f"{events_path}: no usable event rows remain after validation")
+    return data

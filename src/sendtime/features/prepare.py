@@ -1,0 +1,211 @@
+"""From a validated data folder to the feature base: hashed subscribers, sends, human engagements.
+
+Everything after this step is keyed by an integer subscriber index and a salted `subscriber_id`; raw
+addresses stop here. Address work is done once per distinct (channel, address) text, never per event,
+because exports repeat the same address thousands of times.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from sendtime import schema as S
+from sendtime.configs.settings import Settings
+from sendtime.features import identity, local_time, signals
+from sendtime.features.load import DataFolder
+
+log = logging.getLogger(__name__)
+
+CHANNEL_INDEX = {c: i for i, c in enumerate(S.CHANNELS)}
+
+
+@dataclass
+class FeatureBase:
+    """One person per row of `subscribers`; event tables refer to them by integer `sub` (row position)."""
+
+    subscribers: pd.DataFrame  # subscriber_id, timezone, tz_source, has_email, has_sms, phone_state
+    addresses: pd.DataFrame  # channel, address_hash, subscriber_id: the lookup the service needs
+    sends: pd.DataFrame  # sub, channel, at, how
+    engagements: pd.DataFrame  # sub, channel, at, how, kind (0 open, 1 click), sent_at, delay_h
+    optouts: pd.DataFrame  # sub, channel, at  (bounces and unsubscribes)
+    has_sends: bool
+    stats: dict[str, int] = field(default_factory=dict)
+    rejects: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def span(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        times = [t for t in (self.sends["at"], self.engagements["at"]) if len(t)]
+        return min(t.min() for t in times), max(t.max() for t in times)
+
+
+def _distinct_addresses(data: DataFolder, default_region: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Normalise each distinct (channel, raw address) once; map events to it by integer codes."""
+    ev = data.events
+    codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([ev[S.CHANNEL].astype(str), ev[S.ADDRESS]]))
+    distinct = pd.DataFrame(list(uniques), columns=[S.CHANNEL, "raw"])
+    distinct[S.ADDRESS] = identity.normalise_addresses(distinct["raw"], distinct[S.CHANNEL], default_region)
+    unusable = distinct[S.ADDRESS].isna().to_numpy()
+    event_bad = unusable[codes]
+    reject_rows = pd.DataFrame(
+        {
+            "table": S.EVENTS_TABLE,
+            "file": "events",
+            "row": np.flatnonzero(event_bad) + 1,
+            "field": S.ADDRESS,
+            "reason": np.where(
+                distinct.loc[codes[event_bad], S.CHANNEL].to_numpy() == S.SMS,
+                "unparseable phone number",
+                "invalid e-mail address",
+            ),
+        }
+    )
+    return distinct, codes, reject_rows
+
+
+def _subscriber_addresses(data: DataFolder, default_region: str) -> pd.DataFrame | None:
+    if data.subscribers is None:
+        return None
+    subs = data.subscribers.copy()
+    subs[S.ADDRESS] = identity.normalise_addresses(subs[S.ADDRESS], subs[S.CHANNEL], default_region)
+    return subs[subs[S.ADDRESS].notna()]
+
+
+def _resolve_timezones(
+    subs: pd.DataFrame, idmap: identity.IdentityMap, table: pd.DataFrame | None, engagements: pd.DataFrame,
+    settings: Settings,
+) -> pd.DataFrame:
+    """Timezone per person by precedence: own row in the subscribers table, phone, linked row, activity, default."""
+    n = len(subs)
+    table_tz = pd.Series(pd.NA, index=range(n), dtype=object)
+    linked_tz = pd.Series(pd.NA, index=range(n), dtype=object)
+    if table is not None and S.TIMEZONE in table.columns:
+        rows = table[table[S.TIMEZONE].notna()].copy()
+        rows["sid"] = idmap.subscriber_ids(rows[S.CHANNEL], rows[S.ADDRESS]).to_numpy()
+        rows["sub"] = subs.index.to_series(index=subs[S.SUBSCRIBER_ID]).reindex(rows["sid"]).to_numpy()
+        rows = rows[pd.notna(rows["sub"])]
+        own = rows[rows[S.CHANNEL] == S.EMAIL].drop_duplicates("sub")  # e-mail row first, then phone row
+        other = rows[rows[S.CHANNEL] == S.SMS].drop_duplicates("sub")
+        table_tz.loc[own["sub"].astype(int).to_numpy()] = own[S.TIMEZONE].to_numpy()
+        only_phone = other[~other["sub"].isin(own["sub"])]
+        table_tz.loc[only_phone["sub"].astype(int).to_numpy()] = only_phone[S.TIMEZONE].to_numpy()
+        both = other[other["sub"].isin(own["sub"])]
+        linked_tz.loc[both["sub"].astype(int).to_numpy()] = both[S.TIMEZONE].to_numpy()
+    phone_tz = local_time.timezones_from_phones(subs["phone"]).reset_index(drop=True)
+
+    activity_tz = pd.Series(pd.NA, index=range(n), dtype=object)
+    known = table_tz.notna() | phone_tz.notna() | linked_tz.notna()
+    if (~known).any() and len(engagements):
+        activity_tz = _activity_timezones(engagements, known, table_tz.fillna(phone_tz).fillna(linked_tz), settings)
+    resolved = local_time.resolve_timezones(
+        subs[S.SUBSCRIBER_ID].reset_index(drop=True), table_tz, phone_tz, linked_tz, activity_tz,
+        settings.data.default_timezone,
+    )
+    return resolved
+
+
+def _activity_timezones(
+    engagements: pd.DataFrame, known: pd.Series, known_tz: pd.Series, settings: Settings
+) -> pd.Series:
+    """Infer a timezone from when people engage, against the local-time pattern of people we can place."""
+    n = len(known)
+    subs_arr = engagements["sub"].to_numpy()
+    utc_how = local_time.local_hour_of_week(engagements["at"], "UTC").astype(np.int64)
+    counts = np.zeros((n, S.HOURS_PER_WEEK))
+    np.add.at(counts, (subs_arr, utc_how), 1.0)
+    known_mask = known.to_numpy()
+    candidates = sorted(set(known_tz.dropna().unique()) | {settings.data.default_timezone})
+    if known_mask.any():
+        rows = engagements[known_mask[subs_arr]]
+        tz_rows = known_tz.to_numpy()[rows["sub"].to_numpy()]
+        local = local_time.local_hour_of_week(rows["at"].reset_index(drop=True), pd.Series(tz_rows))
+        pop = np.bincount(local, minlength=S.HOURS_PER_WEEK).astype(float)
+    else:
+        pop = np.ones(S.HOURS_PER_WEEK)
+    pop = (pop + 1.0) / (pop + 1.0).sum()
+    reference = engagements["at"].max()
+    idx = np.flatnonzero(~known_mask)
+    tz, _margin = local_time.infer_timezone_from_activity(
+        counts[idx], pop, candidates, reference, settings.profiles.min_events_for_activity_tz
+    )
+    out = pd.Series(pd.NA, index=range(n), dtype=object)
+    out.iloc[idx] = [t if t is not None else pd.NA for t in tz]
+    return out
+
+
+def build_feature_base(data: DataFolder, settings: Settings, progress: bool = False) -> FeatureBase:
+    """Identity, engagement signals and local time for a whole data folder."""
+    salt = settings.salt()
+    region = settings.data.default_region
+    distinct, codes, address_rejects = _distinct_addresses(data, region)
+    table = _subscriber_addresses(data, region)
+
+    pairs = [distinct.loc[distinct[S.ADDRESS].notna(), [S.CHANNEL, S.ADDRESS]]]
+    if table is not None:
+        pairs.append(table[[S.CHANNEL, S.ADDRESS]])
+    idmap = identity.resolve_identities(
+        pd.concat(pairs, ignore_index=True), data.links, salt,
+        max_addresses_per_channel=settings.identity.max_addresses_per_channel, default_region=region,
+    )
+    addr = idmap.addresses
+    subscriber_ids = pd.Index(np.sort(addr[S.SUBSCRIBER_ID].unique()))
+    subs = pd.DataFrame({S.SUBSCRIBER_ID: subscriber_ids})
+    addr_sub = subscriber_ids.get_indexer(addr[S.SUBSCRIBER_ID])
+    subs["has_email"] = np.bincount(addr_sub[(addr[S.CHANNEL] == S.EMAIL).to_numpy()], minlength=len(subs)) > 0
+    subs["has_sms"] = np.bincount(addr_sub[(addr[S.CHANNEL] == S.SMS).to_numpy()], minlength=len(subs)) > 0
+    phones = addr[addr[S.CHANNEL] == S.SMS].assign(sub=addr_sub[(addr[S.CHANNEL] == S.SMS).to_numpy()])
+    phones = phones.drop_duplicates("sub")
+    subs["phone"] = pd.Series(pd.NA, index=subs.index, dtype=object)
+    subs.loc[phones["sub"].to_numpy(), "phone"] = phones[S.ADDRESS].to_numpy()
+
+    # events -> integer subscriber per distinct address, then per row by code
+    distinct_sid = idmap.subscriber_ids(distinct[S.CHANNEL], distinct[S.ADDRESS])
+    distinct_sub = subscriber_ids.get_indexer(distinct_sid.fillna("").to_numpy())
+    ev = data.events
+    event_sub = distinct_sub[codes]
+    usable = event_sub >= 0
+    frame = pd.DataFrame(
+        {
+            "sub": event_sub[usable].astype(np.int32),
+            "channel": ev[S.CHANNEL].cat.codes.to_numpy()[usable].astype(np.int8),
+            "event_type": ev[S.EVENT_TYPE].to_numpy()[usable],
+            "at": ev[S.TIMESTAMP].to_numpy()[usable],
+            "message_id": ev[S.MESSAGE_ID].to_numpy()[usable],
+            "machine_open": ev[S.MACHINE_OPEN].to_numpy()[usable],
+        }
+    )
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    sig = signals.extract_signals(frame, settings.signals)
+
+    tz = _resolve_timezones(subs, idmap, table, sig.engagements, settings)
+    subs["timezone"] = tz["timezone"].to_numpy()
+    subs[S.TZ_SOURCE] = tz[S.TZ_SOURCE].to_numpy()
+    from sendtime.serving.quiet_hours import state_for_phones  # area code -> US state, for SMS law
+
+    subs["phone_state"] = state_for_phones(subs["phone"]).to_numpy()
+    subs = subs.drop(columns=["phone"])  # raw phone numbers stop here
+
+    tz_of = subs["timezone"].to_numpy()
+    for table_ in (sig.sends, sig.engagements):
+        table_["how"] = local_time.local_hour_of_week(table_["at"], pd.Series(tz_of[table_["sub"].to_numpy()]))
+
+    stats = dict(sig.stats)
+    stats["unusable_addresses"] = int((~usable).sum())
+    stats["refused_links"] = idmap.refused_links
+    stats["unusable_links"] = idmap.unusable_links
+    stats["subscribers"] = len(subs)
+    stats["invalid_timezones"] = int(tz.attrs.get("invalid_timezones", 0))
+    lookup = addr[[S.CHANNEL, S.ADDRESS_HASH, S.SUBSCRIBER_ID]].reset_index(drop=True)
+    return FeatureBase(
+        subscribers=subs,
+        addresses=lookup,
+        sends=sig.sends,
+        engagements=sig.engagements,
+        optouts=sig.optouts,
+        has_sends=len(sig.sends) > 0,
+        stats=stats,
+        rejects=address_rejects,
+    )

@@ -1,0 +1,423 @@
+"""Point-in-time subscriber profiles: when each person engages, on which channel, and how much.
+
+`build_profiles(base, as_of)` reads only events strictly before `as_of`, so a profile used to label a
+send never saw what happened after it. See docs/estimator.md for the reasoning; in short:
+
+* **Shape** (when): per subscriber and channel a distribution over the 168 local hours of the week.
+  Each engagement is weighted by its age (half-life) and divided by the subscriber's *exposure* at
+  that hour (how many messages were pending then, from the sends and the delay-survival kernel), so
+  history sent at fixed brand times does not look like a personal habit. The corrected histogram is
+  smoothed toward a prior with Dirichlet strength `alpha`; the prior is a mix (weight `beta`) of the
+  person's other channel and the cohort (timezone x channel), itself smoothed toward the population.
+  `alpha`, `beta` and the cohort strength are chosen by held-out log-likelihood of the last weeks.
+* **Response** (when to send): sending at hour h reaches a person who looks in the following hours,
+  weighted by the probability a message is still answered after waiting that long (the kernel,
+  learnt from the observed engagement delays). E-mail waits in the inbox; SMS is seen at once.
+* **Level** (how much): click and engagement rates per send, shrunk toward the cohort (Beta prior);
+  recency; counts; opt-outs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sendtime import schema as S
+from sendtime.configs.settings import ProfileSettings
+from sendtime.features.prepare import FeatureBase
+from sendtime.features.signals import CLICK_KIND
+
+H = S.HOURS_PER_WEEK
+KERNEL_HOURS = 24
+RATE_PRIOR_SENDS = 20.0  # Beta prior weight, in sends, for click and engagement rates
+BETA_GRID = (0.0, 0.25, 0.5, 0.75)
+BLUR_GRID = (0.0, 0.15, 0.3)
+UNKNOWN_TZ_SUFFIX = " (timezone unknown)"
+EXPOSURE_FLOOR = 0.05  # share of the mean exposure added everywhere, so a rare hour is not divided by ~0
+PATTERN_SOURCES = ("personal history", "linked profile", "cohort prior", "population prior")
+
+
+@dataclass
+class Profiles:
+    """Profiles as of an instant; arrays are indexed [subscriber row, channel, local hour-of-week]."""
+
+    as_of: pd.Timestamp
+    table: pd.DataFrame
+    shape: np.ndarray
+    response: np.ndarray
+    cohorts: list[str]
+    cohort_shape: np.ndarray  # [n_cohorts, 2, 168]
+    cohort_response: np.ndarray
+    cohort_rates: np.ndarray  # [n_cohorts, 2, 2]: click rate, engagement rate
+    population_shape: np.ndarray  # [2, 168]
+    population_response: np.ndarray
+    kernel: np.ndarray  # [2, 24]
+    daily_engagements: np.ndarray  # [n, 2, 24] raw (age-weighted) engagements by local hour of day
+    daily_sends: np.ndarray  # [n, 2, 24] raw (age-weighted) sends by local hour of day
+    shrinkage: dict[str, dict[str, float]]
+    has_sends: bool
+    addresses: pd.DataFrame = field(default_factory=pd.DataFrame)
+    data_span: tuple[str, str] = ("", "")
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.table.to_parquet(folder / "profiles.parquet", index=False)
+        self.addresses.to_parquet(folder / "addresses.parquet", index=False)
+        np.savez_compressed(
+            folder / "arrays.npz", shape=self.shape, response=self.response, cohort_shape=self.cohort_shape,
+            cohort_response=self.cohort_response, cohort_rates=self.cohort_rates,
+            population_shape=self.population_shape, population_response=self.population_response, kernel=self.kernel,
+            daily_engagements=self.daily_engagements, daily_sends=self.daily_sends,
+        )
+        meta = {
+            "as_of": self.as_of.isoformat(), "cohorts": self.cohorts, "shrinkage": self.shrinkage,
+            "has_sends": self.has_sends, "data_span": list(self.data_span), "subscribers": len(self.table),
+        }
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Profiles:
+        folder = Path(folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        arrays = np.load(folder / "arrays.npz")
+        return cls(
+            as_of=pd.Timestamp(meta["as_of"]), table=pd.read_parquet(folder / "profiles.parquet"),
+            shape=arrays["shape"], response=arrays["response"], cohorts=list(meta["cohorts"]),
+            cohort_shape=arrays["cohort_shape"], cohort_response=arrays["cohort_response"],
+            cohort_rates=arrays["cohort_rates"], population_shape=arrays["population_shape"],
+            population_response=arrays["population_response"], kernel=arrays["kernel"],
+            daily_engagements=arrays["daily_engagements"], daily_sends=arrays["daily_sends"], shrinkage=dict(meta["shrinkage"]), has_sends=bool(meta["has_sends"]),
+            addresses=pd.read_parquet(folder / "addresses.parquet"), data_span=tuple(meta["data_span"]),
+        )
+
+    def cohort_index(self, timezones: np.ndarray) -> np.ndarray:
+        """Cohort row per timezone; -1 (population) for a timezone no profile had."""
+        return pd.Index(self.cohorts).get_indexer(pd.Index(timezones, dtype=object))
+
+
+# --------------------------------------------------------------------------------------------- kernels
+def delay_kernel(engagements: pd.DataFrame) -> np.ndarray:
+    """P(an answer comes at least k hours after the send), per channel, from observed delays.
+
+    It is the weight a pending message still has k hours after it was sent: the data's own answer to
+    'an e-mail waits hours, an SMS minutes'. Without attributed engagements: no exposure is known.
+    """
+    kernel = np.zeros((len(S.CHANNELS), KERNEL_HOURS))
+    for c in range(len(S.CHANNELS)):
+        delays = engagements.loc[(engagements["channel"] == c), "delay_h"].dropna().to_numpy()
+        delays = delays[(delays >= 0) & (delays < KERNEL_HOURS)]
+        if delays.size < 20:
+            kernel[c] = np.exp(-np.arange(KERNEL_HOURS) / (6.0 if c == 0 else 1.0))  # too few: a mild default
+            continue
+        hist = np.bincount(np.floor(delays).astype(int), minlength=KERNEL_HOURS).astype(float)
+        kernel[c] = hist[::-1].cumsum()[::-1] / hist.sum()
+    return kernel
+
+
+def circular_convolve(x: np.ndarray, kernel: np.ndarray, forward: bool) -> np.ndarray:
+    """out[h] = sum_k x[h-k] k[k] (forward=False: exposure) or sum_k x[h+k] k[k] (forward=True: response)."""
+    out = np.zeros_like(x)
+    for k, weight in enumerate(kernel):
+        if weight:
+            out += weight * np.roll(x, k if not forward else -k, axis=-1)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- counting
+def _counts(sub: np.ndarray, channel: np.ndarray, how: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
+    flat = (sub.astype(np.int64) * 2 + channel) * H + how
+    return np.bincount(flat, weights=weight, minlength=n * 2 * H).reshape(n, 2, H)
+
+
+def _age_weight(at: pd.Series, as_of: pd.Timestamp, half_life_days: float) -> np.ndarray:
+    age_days = (as_of - at).dt.total_seconds().to_numpy() / 86400.0
+    return np.power(0.5, age_days / half_life_days)
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    total = x.sum(axis=-1, keepdims=True)
+    return np.divide(x, total, out=np.full_like(x, 1.0 / x.shape[-1]), where=total > 0)
+
+
+@dataclass
+class _Evidence:
+    """Exposure-corrected counts of one period: per subscriber, channel and local hour-of-week."""
+
+    corrected: np.ndarray  # [n, 2, H], sums to the weighted engagement count per (n, c)
+    exposure: np.ndarray  # [n, 2, H]
+    hourly: np.ndarray  # [n, 2, H] weighted engagement counts, uncorrected
+    sent: np.ndarray  # [n, 2, H] weighted send counts (zeros without sends)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self.hourly.sum(axis=-1)
+
+
+def _evidence(
+    base: FeatureBase, start: pd.Timestamp | None, end: pd.Timestamp, weigh_from: pd.Timestamp, kernel: np.ndarray,
+    half_life: float | None,
+) -> _Evidence:
+    n = len(base.subscribers)
+    eng, sends = base.engagements, base.sends
+    e_mask = (eng["at"] < end) & ((eng["at"] >= start) if start is not None else True)
+    eng = eng[e_mask]
+    w = _age_weight(eng["at"], weigh_from, half_life) if half_life else np.ones(len(eng))
+    counts = _counts(eng["sub"].to_numpy(), eng["channel"].to_numpy(), eng["how"].to_numpy(), w, n)
+    if base.has_sends:
+        s_mask = (sends["at"] < end) & ((sends["at"] >= start) if start is not None else True)
+        s = sends[s_mask]
+        sw = _age_weight(s["at"], weigh_from, half_life) if half_life else np.ones(len(s))
+        sent = _counts(s["sub"].to_numpy(), s["channel"].to_numpy(), s["how"].to_numpy(), sw, n)
+        exposure = np.stack([circular_convolve(sent[:, c], kernel[c], forward=False) for c in range(2)], axis=1)
+        floor = EXPOSURE_FLOOR * exposure.mean(axis=-1, keepdims=True) + 1e-9
+        exposure = exposure + floor
+        ratio = counts / exposure
+        total = counts.sum(axis=-1, keepdims=True)
+        corrected = _normalise(ratio) * total
+    else:
+        sent = np.zeros_like(counts)
+        exposure = np.ones_like(counts)
+        corrected = counts
+    return _Evidence(corrected=corrected, exposure=exposure, hourly=counts, sent=sent)
+
+
+# -------------------------------------------------------------------------------------------- priors
+def cohort_keys(timezones: np.ndarray, tz_sources: np.ndarray) -> np.ndarray:
+    """Cohort = timezone; people whose timezone is only the default form a cohort of their own (a mix)."""
+    tz = np.asarray(timezones, dtype=object).astype(str)
+    unknown = np.asarray(tz_sources, dtype=object) == "default"
+    return np.where(unknown, np.char.add(tz.astype(str), UNKNOWN_TZ_SUFFIX), tz).astype(object)
+
+
+def _cohort_codes(base: FeatureBase) -> tuple[list[str], np.ndarray]:
+    keys = cohort_keys(base.subscribers["timezone"].to_numpy(), base.subscribers[S.TZ_SOURCE].to_numpy())
+    codes, names = pd.factorize(pd.Series(keys, dtype=object))
+    return list(names), codes
+
+
+def _daily(x: np.ndarray) -> np.ndarray:
+    """[..., 168] -> [..., 24]: hours of the day, pooled over the week's days."""
+    return x.reshape(*x.shape[:-1], 7, 24).sum(axis=-2)
+
+
+def _weekly(daily: np.ndarray) -> np.ndarray:
+    return np.concatenate([daily] * 7, axis=-1)
+
+
+def _blur(x: np.ndarray, width: float) -> np.ndarray:
+    """Share `width` of each hour with each neighbour (circular): habits are not sharp to the hour."""
+    if not width:
+        return x
+    return (1 - 2 * width) * x + width * (np.roll(x, 1, axis=-1) + np.roll(x, -1, axis=-1))
+
+
+@dataclass
+class _Cohorts:
+    weekly: np.ndarray  # [k, 2, 168] cohort shapes
+    daily: np.ndarray  # [k, 2, 24] normalised
+    modulation: np.ndarray  # [k, 2, 168]: weekly shape relative to its hour-of-day pattern
+    population: np.ndarray  # [2, 168]
+
+
+def _cohorts(ev: _Evidence, codes: np.ndarray, n_cohorts: int, strength: np.ndarray) -> _Cohorts:
+    """Cohort (timezone x channel) shapes, smoothed toward the population with `strength` events per channel."""
+    pop = _normalise(ev.corrected.sum(axis=0) + 1e-3)  # [2, H]
+    sums = np.zeros((n_cohorts, 2, H))
+    np.add.at(sums, codes, ev.corrected)
+    weekly = _normalise(sums + np.asarray(strength)[None, :, None] * pop[None])
+    daily = _daily(weekly)
+    modulation = weekly / np.maximum(_weekly(daily) / 7.0, 1e-12)
+    return _Cohorts(weekly, daily, modulation, pop)
+
+
+def _person_shapes(ev: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int, p: dict) -> np.ndarray:
+    """Two-level smoothing for channel c: hour-of-day first (dense data), then the hour of the week."""
+    own = _blur(_daily(ev.corrected[:, c]), p["blur"])
+    other = _blur(_daily(ev.corrected[:, 1 - c]), p["blur"])
+    coh_daily = coh.daily[codes, c]
+    other_daily = _normalise(other + p["alpha_daily"] * coh.daily[codes, 1 - c])
+    has_other = (ev.counts[:, 1 - c] > 0)[:, None]
+    prior = np.where(has_other, (1 - p["beta"]) * coh_daily + p["beta"] * other_daily, coh_daily)
+    daily = _normalise(own + p["alpha_daily"] * prior)
+    weekly_prior = _normalise(_weekly(daily) * coh.modulation[codes, c])
+    if not np.isfinite(p["alpha_weekly"]):
+        return weekly_prior
+    return _normalise(ev.corrected[:, c] + p["alpha_weekly"] * weekly_prior)
+
+
+def _heldout_loglik(shape: np.ndarray, heldout: _Evidence, rows: np.ndarray, c: int) -> float:
+    """Mean log-probability of the held-out engagement hours on channel c, given the held-out exposure."""
+    p = _normalise(shape[rows] * heldout.exposure[rows, c])
+    counts = heldout.hourly[rows, c]
+    return float((counts * np.log(p + 1e-12)).sum() / max(counts.sum(), 1e-9))
+
+
+DEFAULT_CHANNEL_SHRINKAGE = {"cohort_strength": 1000.0, "alpha_daily": 8.0, "alpha_weekly": 32.0, "beta": 0.25,
+                             "blur": 0.15}
+
+
+def choose_shrinkage(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, kernel: np.ndarray
+                     ) -> dict[str, dict[str, float]]:
+    """Per channel, pick every strength by the log-likelihood of the last `holdout_days` before as_of.
+
+    Coordinate search, coarse to fine: cohort strength; then hour-of-day blur, borrowing from the other
+    channel (beta) and the daily strength with the weekly level fully pooled; then the weekly strength.
+    """
+    cut = as_of - pd.Timedelta(days=settings.holdout_days)
+    train = _evidence(base, None, cut, cut, kernel, settings.half_life_days)
+    held = _evidence(base, cut, as_of, as_of, kernel, None)
+    names, codes = _cohort_codes(base)
+    grid = [float(g) for g in settings.shrinkage_grid]
+    out: dict[str, dict[str, float]] = {}
+    cohort_strength = np.zeros(2)
+    for c, channel in enumerate(S.CHANNELS):
+        rows = np.flatnonzero(held.counts[:, c] > 0)
+        if rows.size < 10 or train.counts[:, c].sum() == 0:
+            out[channel] = dict(DEFAULT_CHANNEL_SHRINKAGE, heldout_rows=int(rows.size))
+            cohort_strength[c] = DEFAULT_CHANNEL_SHRINKAGE["cohort_strength"]
+            continue
+
+        def cohort_ll(strength: float, c: int = c, rows: np.ndarray = rows) -> float:
+            s = np.full(2, strength)
+            return _heldout_loglik(_cohorts(train, codes, len(names), s).weekly[codes, c], held, rows, c)
+
+        cohort_strength[c] = max((g * 24 for g in grid), key=cohort_ll)
+        out[channel] = {"cohort_strength": float(cohort_strength[c]), "heldout_rows": int(rows.size),
+                        "heldout_loglik_population": _heldout_loglik(
+                            np.broadcast_to(_normalise(train.corrected.sum(axis=0) + 1e-3)[c], (len(codes), H)),
+                            held, rows, c)}
+    coh = _cohorts(train, codes, len(names), cohort_strength)
+    for c, channel in enumerate(S.CHANNELS):
+        if "heldout_loglik_population" not in out[channel]:
+            continue
+        rows = np.flatnonzero(held.counts[:, c] > 0)
+
+        def ll(p: dict, c: int = c, rows: np.ndarray = rows) -> float:
+            return _heldout_loglik(_person_shapes(train, coh, codes, c, p), held, rows, c)
+
+        best = {"alpha_weekly": np.inf, "beta": 0.0, "blur": 0.0, "alpha_daily": grid[-1]}
+        scored = [
+            (ll(cand := dict(best, blur=blur, beta=beta, alpha_daily=a)), cand)
+            for blur in BLUR_GRID for beta in BETA_GRID for a in grid
+        ]
+        best = max(scored, key=lambda t: t[0])[1]
+        best = max(((ll(dict(best, alpha_weekly=a)), dict(best, alpha_weekly=a)) for a in [*grid, np.inf]),
+                   key=lambda t: t[0])[1]
+        out[channel].update({k: float(v) for k, v in best.items()})
+        out[channel]["alpha_weekly"] = min(out[channel]["alpha_weekly"], 1e6)  # JSON has no infinity
+        out[channel]["heldout_loglik"] = ll(best)
+        out[channel]["heldout_loglik_cohort"] = _heldout_loglik(coh.weekly[codes, c], held, rows, c)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- levels
+def _levels(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, codes: np.ndarray,
+            n_cohorts: int) -> tuple[pd.DataFrame, np.ndarray]:
+    n = len(base.subscribers)
+    sends = base.sends[base.sends["at"] < as_of]
+    eng = base.engagements[base.engagements["at"] < as_of]
+    hl = settings.half_life_days
+
+    def per(frame: pd.DataFrame, weight: np.ndarray | None = None) -> np.ndarray:
+        flat = frame["sub"].to_numpy().astype(np.int64) * 2 + frame["channel"].to_numpy()
+        return np.bincount(flat, weights=weight, minlength=n * 2).reshape(n, 2)
+
+    n_sends = per(sends)
+    w_sends = per(sends, _age_weight(sends["at"], as_of, hl))
+    clicks = eng[eng["kind"] == CLICK_KIND]
+    n_clicks = per(clicks)
+    w_clicks = per(clicks, _age_weight(clicks["at"], as_of, hl))
+    n_eng = per(eng)
+    w_eng = per(eng, _age_weight(eng["at"], as_of, hl))
+
+    cohort_rates = np.zeros((n_cohorts, 2, 2))
+    pop_sends = w_sends.sum(axis=0) + 1e-9
+    pop_rates = np.stack([w_clicks.sum(axis=0) / pop_sends, w_eng.sum(axis=0) / pop_sends], axis=-1)  # [2, 2]
+    for k, (num, den) in enumerate(((w_clicks, w_sends), (w_eng, w_sends))):
+        num_c = np.zeros((n_cohorts, 2))
+        den_c = np.zeros((n_cohorts, 2))
+        np.add.at(num_c, codes, num)
+        np.add.at(den_c, codes, den)
+        cohort_rates[..., k] = (num_c + RATE_PRIOR_SENDS * 5 * pop_rates[None, :, k]) / (den_c + RATE_PRIOR_SENDS * 5)
+    prior = cohort_rates[codes]  # [n, 2, 2]
+    click_rate = (w_clicks + RATE_PRIOR_SENDS * prior[..., 0]) / (w_sends + RATE_PRIOR_SENDS)
+    engage_rate = (w_eng + RATE_PRIOR_SENDS * prior[..., 1]) / (w_sends + RATE_PRIOR_SENDS)
+
+    table = pd.DataFrame(index=range(n))
+    last_any = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
+    last_channel = np.full(n, -1, dtype=np.int8)
+    opt = base.optouts[base.optouts["at"] < as_of]
+    for c, name in enumerate(S.CHANNELS):
+        table[f"{name}_sends"] = n_sends[:, c]
+        table[f"{name}_clicks"] = n_clicks[:, c]
+        table[f"{name}_engagements"] = n_eng[:, c]
+        table[f"{name}_click_rate"] = click_rate[:, c]
+        table[f"{name}_engage_rate"] = engage_rate[:, c]
+        last = eng[eng["channel"] == c].groupby("sub")["at"].max()
+        last_c = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
+        last_c.loc[last.index] = last.to_numpy()
+        table[f"{name}_recency_days"] = ((as_of - last_c).dt.total_seconds() / 86400.0).to_numpy()
+        newer = last_c.notna() & (last_any.isna() | (last_c > last_any))
+        last_any = last_any.where(~newer, last_c)
+        last_channel[newer.to_numpy()] = c
+        table[f"{name}_opted_out"] = np.isin(np.arange(n), opt.loc[opt["channel"] == c, "sub"].to_numpy())
+    table["recency_days"] = ((as_of - last_any).dt.total_seconds() / 86400.0).to_numpy()
+    table["last_engaged_channel"] = last_channel
+    return table, cohort_rates
+
+
+# ---------------------------------------------------------------------------------------------- build
+def build_profiles(base: FeatureBase, as_of: pd.Timestamp | str, settings: ProfileSettings | None = None,
+                   shrinkage: dict[str, dict[str, float]] | None = None) -> Profiles:
+    """Profiles from events strictly before `as_of`; `shrinkage` None chooses it on held-out weeks."""
+    settings = settings or ProfileSettings()
+    as_of = pd.Timestamp(as_of)
+    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    past = base.engagements[base.engagements["at"] < as_of]
+    kernel = delay_kernel(past)
+    if shrinkage is None:
+        shrinkage = choose_shrinkage(base, as_of, settings, kernel)
+    names, codes = _cohort_codes(base)
+    ev = _evidence(base, None, as_of, as_of, kernel, settings.half_life_days)
+    params = [shrinkage[c] for c in S.CHANNELS]
+    coh = _cohorts(ev, codes, len(names), np.array([p["cohort_strength"] for p in params]))
+    cohort_shape, pop_shape = coh.weekly, coh.population
+    shape = np.stack([_person_shapes(ev, coh, codes, c, params[c]) for c in range(2)], axis=1).astype(np.float32)
+
+    def respond(x: np.ndarray) -> np.ndarray:
+        out = np.stack([circular_convolve(x[..., c, :], kernel[c], forward=True) for c in range(2)], axis=-2)
+        return (out / out.mean(axis=-1, keepdims=True)).astype(np.float32)
+
+    table, cohort_rates = _levels(base, as_of, settings, codes, len(names))
+    subs = base.subscribers
+    identity_cols = [S.SUBSCRIBER_ID, "timezone", S.TZ_SOURCE, "phone_state", "has_email", "has_sms"]
+    table = pd.concat([subs[identity_cols].reset_index(drop=True), table], axis=1)
+    table["cohort"] = codes
+    cohort_data = np.zeros((len(names), 2))
+    np.add.at(cohort_data, codes, ev.counts)
+    for c, name in enumerate(S.CHANNELS):
+        own = ev.counts[:, c] / (ev.counts[:, c] + params[c]["alpha_daily"])
+        linked = (ev.counts[:, 1 - c] > 0) & (params[c]["beta"] > 0)
+        cohort_weight = cohort_data[codes, c] / (cohort_data[codes, c] + params[c]["cohort_strength"])
+        source = np.where(own >= 0.5, 0, np.where(linked, 1, np.where(cohort_weight >= 0.5, 2, 3)))
+        table[f"{name}_pattern_source"] = np.asarray(PATTERN_SOURCES, dtype=object)[source]
+        table[f"{name}_data_weight"] = own
+    span = base.span if len(base.engagements) or len(base.sends) else (as_of, as_of)
+    return Profiles(
+        as_of=as_of, table=table, shape=shape, response=respond(shape), cohorts=names,
+        cohort_shape=cohort_shape.astype(np.float32), cohort_response=respond(cohort_shape),
+        cohort_rates=cohort_rates.astype(np.float32), population_shape=pop_shape.astype(np.float32),
+        population_response=respond(pop_shape), kernel=kernel.astype(np.float32), shrinkage=shrinkage,
+        daily_engagements=_daily(ev.hourly).astype(np.float32), daily_sends=_daily(ev.sent).astype(np.float32),
+        has_sends=base.has_sends, addresses=base.addresses,
+        data_span=(str(span[0]), str(min(span[1], as_of))),
+    )

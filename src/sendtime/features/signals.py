@@ -1,0 +1,150 @@
+"""Human engagement signals: which opens and clicks a person made, and which send each one answers.
+
+Why this matters: Apple Mail Privacy Protection opens every message seconds after delivery, so a raw
+open histogram shows when the mail server fetched, not when a person read. Clicks are real. Opens are
+kept only when they look human, each message counts once, and every engagement is tied to the send it
+answers so that its delay (how long the message waited) is known.
+
+Rules, in order:
+1. `machine_open` = true when the export has the flag: dropped.
+2. Without the flag, a subscriber whose delivered e-mails are opened within `machine_open_seconds` of
+   delivery on at least `machine_open_share` of them (with >= `machine_open_min_messages` delivered)
+   is an automated reader: all their opens are dropped, their clicks kept.
+3. Repeated opens or clicks of one message: the first counts. Without message ids, events of one kind
+   on one channel within 30 minutes of each other count once.
+4. Attribution: by `message_id` when present, else the latest send to the subscriber on that channel
+   within `attribution_hours` before the engagement. Exports without sends (opens only) keep their
+   engagements unattributed (no delay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from sendtime import schema as S
+from sendtime.configs.settings import SignalSettings
+
+OPEN_KIND, CLICK_KIND = 0, 1
+_DEDUP_WINDOW = pd.Timedelta(minutes=30)
+
+
+@dataclass
+class Signals:
+    sends: pd.DataFrame  # sub, channel, at
+    engagements: pd.DataFrame  # sub, channel, at, kind, sent_at, delay_h
+    optouts: pd.DataFrame  # sub, channel, at
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def _first_per_message(events: pd.DataFrame) -> pd.DataFrame:
+    """Keep the first event per (sub, channel, message); without ids, one per 30-minute burst."""
+    events = events.sort_values("at", kind="stable")
+    with_id = events["message_id"].notna().to_numpy()
+    keep = np.zeros(len(events), dtype=bool)
+    if with_id.any():
+        keep[with_id] = ~events[with_id].duplicated(["sub", "channel", "message_id"]).to_numpy()
+    if (~with_id).any():
+        rest = events[~with_id].sort_values(["sub", "channel", "at"], kind="stable")
+        gap = rest["at"].diff()
+        new_burst = (
+            (rest["sub"].diff() != 0) | (rest["channel"].diff() != 0) | gap.isna() | (gap > _DEDUP_WINDOW)
+        ).to_numpy()
+        keep_rest = pd.Series(new_burst, index=rest.index).reindex(events.index[~with_id]).to_numpy()
+        keep[~with_id] = keep_rest
+    return events[keep]
+
+
+def _attribute(engaged: pd.DataFrame, sends: pd.DataFrame, settings: SignalSettings) -> pd.DataFrame:
+    """Attach the answered send's time: by message id first, else the latest earlier send in range."""
+    engaged = engaged.copy()
+    engaged["sent_at"] = pd.Series(pd.NaT, index=engaged.index, dtype="datetime64[ns, UTC]")
+    if sends.empty or engaged.empty:
+        return engaged
+    by_id = sends.dropna(subset=["message_id"]).drop_duplicates("message_id").set_index("message_id")["at"]
+    if len(by_id):
+        has_id = engaged["message_id"].notna()
+        engaged.loc[has_id, "sent_at"] = engaged.loc[has_id, "message_id"].map(by_id).to_numpy()
+    missing = engaged["sent_at"].isna()
+    if missing.any():
+        left = engaged.loc[missing, ["sub", "channel", "at"]].reset_index().sort_values("at")
+        right = sends[["sub", "channel", "at"]].rename(columns={"at": "sent_at"}).sort_values("sent_at")
+        matched = pd.merge_asof(
+            left, right, left_on="at", right_on="sent_at", by=["sub", "channel"], direction="backward",
+            tolerance=pd.Timedelta(hours=settings.attribution_hours),
+        ).set_index("index")
+        engaged.loc[matched.index, "sent_at"] = matched["sent_at"]
+    late = engaged["sent_at"] > engaged["at"]  # a clock skew or a reused id: do not invent a negative delay
+    engaged.loc[late, "sent_at"] = pd.NaT
+    return engaged
+
+
+def _automated_readers(opens: pd.DataFrame, delivered: pd.DataFrame, settings: SignalSettings) -> np.ndarray:
+    """Subscribers whose e-mails are opened within seconds of delivery nearly every time."""
+    if opens.empty or delivered.empty:
+        return np.array([], dtype=np.int64)
+    timed = opens.dropna(subset=["sent_at"])
+    delay = (timed["at"] - timed["delivered_at"]).dt.total_seconds()
+    fast = timed[(delay >= 0) & (delay <= settings.machine_open_seconds)]
+    fast_msgs = fast.drop_duplicates(["sub", "sent_at"]).groupby("sub").size()
+    n_delivered = delivered.groupby("sub").size()
+    share = (fast_msgs.reindex(n_delivered.index, fill_value=0) / n_delivered).fillna(0)
+    flagged = share[(share >= settings.machine_open_share) & (n_delivered >= settings.machine_open_min_messages)]
+    return flagged.index.to_numpy()
+
+
+def extract_signals(frame: pd.DataFrame, settings: SignalSettings) -> Signals:
+    """`frame`: sub, channel (index), event_type, at (UTC), message_id, machine_open."""
+    stats: dict[str, int] = {}
+    etype = frame["event_type"].to_numpy()
+    sends = frame[etype == S.SEND][["sub", "channel", "at", "message_id"]]
+    delivered = frame[etype == S.DELIVERED][["sub", "channel", "at", "message_id"]]
+    if sends.empty and not delivered.empty:
+        sends = delivered  # some platforms export deliveries only: they are the sends we can see
+    sends = sends.sort_values("at", kind="stable").reset_index(drop=True)
+    stats["sends"] = len(sends)
+
+    opens = frame[(etype == S.OPEN) & (frame["channel"].to_numpy() == 0)]
+    flagged = opens["machine_open"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    stats["machine_opens_flagged"] = int(flagged.sum())
+    opens = opens[~flagged]
+    clicks = frame[etype == S.CLICK]
+    stats["opens_raw"] = len(opens) + int(flagged.sum())
+    stats["clicks_raw"] = len(clicks)
+
+    opens = _attribute(opens[["sub", "channel", "at", "message_id"]], sends, settings)
+    delivery_time = delivered if not delivered.empty else sends
+    if not delivery_time.empty and not opens.empty:
+        first_delivery = delivery_time.drop_duplicates(["message_id"]).dropna(subset=["message_id"])
+        by_id = first_delivery.set_index("message_id")["at"]
+        opens["delivered_at"] = opens["message_id"].map(by_id)
+        opens["delivered_at"] = opens["delivered_at"].fillna(opens["sent_at"])
+        email_delivered = delivery_time[delivery_time["channel"] == 0]
+        readers = _automated_readers(opens, email_delivered, settings)
+    else:
+        readers = np.array([], dtype=np.int64)
+    machine = opens["sub"].isin(readers).to_numpy()
+    stats["automated_readers"] = len(readers)
+    stats["machine_opens_detected"] = int(machine.sum())
+    opens = opens[~machine]
+
+    n_opens, n_clicks = len(opens), len(clicks)
+    opens = _first_per_message(opens)
+    clicks = _first_per_message(_attribute(clicks[["sub", "channel", "at", "message_id"]], sends, settings))
+    stats["duplicate_opens"] = n_opens - len(opens)
+    stats["duplicate_clicks"] = n_clicks - len(clicks)
+
+    engaged = pd.concat(
+        [opens.assign(kind=np.int8(OPEN_KIND)), clicks.assign(kind=np.int8(CLICK_KIND))], ignore_index=True
+    )[["sub", "channel", "at", "kind", "sent_at"]]
+    engaged["delay_h"] = (engaged["at"] - engaged["sent_at"]).dt.total_seconds() / 3600.0
+    engaged = engaged.sort_values("at", kind="stable").reset_index(drop=True)
+    stats["human_opens"] = int((engaged["kind"] == OPEN_KIND).sum())
+    stats["clicks"] = int((engaged["kind"] == CLICK_KIND).sum())
+    stats["unattributed_engagements"] = int(engaged["sent_at"].isna().sum())
+
+    optouts = frame[np.isin(etype, [S.BOUNCE, S.UNSUBSCRIBE])][["sub", "channel", "at"]].reset_index(drop=True)
+    stats["optouts"] = len(optouts)
+    return Signals(sends=sends[["sub", "channel", "at"]], engagements=engaged, optouts=optouts, stats=stats)

@@ -1,0 +1,213 @@
+"""The one predictor behind the HTTP API, `sendtime predict` and the batch plan.
+
+It holds a pinned champion (a native LightGBM booster) and the profile snapshot it was trained with,
+resolves contacts to profiles (hashing them exactly as training did), and scores subscriber x channel x
+candidate-hour grids in one vectorised pass. Unknown contacts are never an error: they get the linked
+profile, their cohort (timezone from the phone number) or the population.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from sendtime import schema as S
+from sendtime.configs.settings import Settings
+from sendtime.features import identity, local_time
+from sendtime.features.profiles import Profiles, cohort_keys
+from sendtime.serving.quiet_hours import state_for_phones
+from sendtime.training.features import Rows, feature_matrix, gather_rows
+
+CHUNK_CELLS = 400_000  # feature rows per predict call: bounds memory on million-row audiences
+
+
+@dataclass
+class Audience:
+    """Resolved contacts: per channel the profile row to use (-1: none) and whether the channel may be used."""
+
+    subscriber_id: np.ndarray  # object [n]
+    rows: np.ndarray  # int [n, 2]
+    has: np.ndarray  # bool [n, 2]: a valid contact, not opted out
+    invalid: np.ndarray  # bool [n, 2]: a contact was given but cannot be parsed
+    opted_out: np.ndarray  # bool [n, 2]
+    timezone: np.ndarray  # object [n]
+    tz_source: np.ndarray  # object [n]
+    state: np.ndarray  # object [n]
+    cohort: np.ndarray  # int [n]
+    pattern: np.ndarray  # object [n, 2]: where each channel's pattern comes from
+
+    def __len__(self) -> int:
+        return len(self.subscriber_id)
+
+    def base_reasons(self) -> np.ndarray:
+        """One phrase per subscriber: the pattern source of the best-known channel."""
+        known = np.where(self.has[:, 0], self.pattern[:, 0], self.pattern[:, 1])
+        return np.asarray(known, dtype=object)
+
+
+class Predictor:
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        profiles: Profiles,
+        settings: Settings,
+        model_version: str = "local",
+        meta: dict | None = None,
+    ) -> None:
+        self.booster = booster
+        self.profiles = profiles
+        self.settings = settings
+        self.model_version = str(model_version)
+        self.meta = dict(meta or {})
+        table = profiles.table
+        self._row_of_id = pd.Index(table[S.SUBSCRIBER_ID])
+        addr = profiles.addresses
+        self._row_of_hash = {
+            c: pd.Series(
+                self._row_of_id.get_indexer(addr.loc[addr[S.CHANNEL] == c, S.SUBSCRIBER_ID]),
+                index=addr.loc[addr[S.CHANNEL] == c, S.ADDRESS_HASH].to_numpy(),
+            )
+            for c in S.CHANNELS
+        }
+        self._opted = np.stack([table[f"{c}_opted_out"].to_numpy(bool) for c in S.CHANNELS], axis=1)
+
+    # ------------------------------------------------------------------------------------ resolution
+    def resolve(self, emails: Sequence[str | None], phones: Sequence[str | None]) -> Audience:
+        salt = self.settings.salt()
+        n = len(emails)
+        given = np.stack([_given(emails), _given(phones)], axis=1)
+        norm = [
+            identity.normalise_emails(pd.Series(list(emails), dtype=object).where(given[:, 0], None)),
+            identity.normalise_phones(
+                pd.Series(list(phones), dtype=object).where(given[:, 1], None),
+                self.settings.data.default_region,
+            ),
+        ]
+        valid = np.stack([norm[0].notna().to_numpy(), norm[1].notna().to_numpy()], axis=1)
+        own = np.full((n, 2), -1, dtype=np.int64)
+        for c, name in enumerate(S.CHANNELS):
+            hashes = identity.hash_values(norm[c], salt)
+            own[:, c] = (
+                self._row_of_hash[name].reindex(hashes.fillna("").to_numpy()).fillna(-1).to_numpy(np.int64)
+            )
+        rows = np.where(own >= 0, own, own[:, ::-1])  # a channel never seen borrows the linked profile
+        opted = np.where(own >= 0, self._opted[np.maximum(own, 0), np.arange(2)[None, :]], False)
+        table = self.profiles.table
+        person = np.where(own[:, 0] >= 0, own[:, 0], own[:, 1])
+
+        subscriber_id = np.empty(n, dtype=object)
+        known = person >= 0
+        subscriber_id[known] = table[S.SUBSCRIBER_ID].to_numpy()[person[known]]
+        keys = np.where(
+            valid[:, 0],
+            "email:" + norm[0].fillna("").to_numpy(dtype=object),
+            "sms:" + norm[1].fillna("").to_numpy(dtype=object),
+        )
+        new_ids = identity.hash_values(pd.Series(keys[~known], dtype=object), salt).to_numpy()
+        subscriber_id[~known] = np.where(valid[~known].any(axis=1), new_ids, None)
+
+        phone_tz = local_time.timezones_from_phones(norm[1]).to_numpy(dtype=object)
+        timezone = np.where(known, table["timezone"].to_numpy(dtype=object)[np.maximum(person, 0)], None)
+        tz_source = np.where(known, table[S.TZ_SOURCE].to_numpy(dtype=object)[np.maximum(person, 0)], None)
+        use_phone = (~known | (tz_source == "default")) & pd.notna(phone_tz)
+        timezone = np.where(use_phone, phone_tz, timezone)
+        tz_source = np.where(use_phone, "phone", tz_source)
+        default = self.settings.data.default_timezone
+        tz_source = np.where(pd.isna(timezone), "default", tz_source)
+        timezone = np.where(pd.isna(timezone), default, timezone)
+        state = state_for_phones(norm[1]).to_numpy(dtype=object)
+
+        pattern = np.empty((n, 2), dtype=object)
+        cohort = self.profiles.cohort_index(cohort_keys(timezone, tz_source))
+        cold = np.where(cohort >= 0, "new subscriber: cohort prior", "new subscriber: population prior")
+        for c, name in enumerate(S.CHANNELS):
+            src = table[f"{name}_pattern_source"].to_numpy(dtype=object)
+            pattern[:, c] = np.where(
+                own[:, c] >= 0,
+                src[np.maximum(own[:, c], 0)],
+                np.where(rows[:, c] >= 0, "linked profile", cold),
+            )
+        return Audience(
+            subscriber_id,
+            rows,
+            valid & ~opted,
+            given & ~valid,
+            opted,
+            timezone.astype(object),
+            tz_source.astype(object),
+            state,
+            cohort,
+            pattern,
+        )
+
+    # --------------------------------------------------------------------------------------- scoring
+    def gather(self, audience: Audience) -> Rows:
+        """Features' inputs per person, each channel from its own (or linked, or cohort) profile row."""
+        p = self.profiles
+        kw = dict(
+            cohorts=audience.cohort,
+            has_email=audience.has[:, 0],
+            has_sms=audience.has[:, 1],
+            timezone_known=(audience.tz_source != "default").astype(float),
+        )
+        g0 = gather_rows(p, audience.rows[:, 0], **kw)
+        if np.array_equal(audience.rows[:, 0], audience.rows[:, 1]):
+            return g0
+        g1 = gather_rows(p, audience.rows[:, 1], **kw)
+        for name in ("shape", "response", "cohort_response", "numbers", "rank", "best", "daily_engagements", "daily_sends"):
+            getattr(g0, name)[:, 1] = getattr(g1, name)[:, 1]
+        return g0
+
+    def local_hours(self, audience: Audience, hour_starts: pd.DatetimeIndex) -> np.ndarray:
+        """[n, H] local hour-of-week of every candidate hour, computed once per distinct timezone."""
+        codes, zones = pd.factorize(pd.Series(audience.timezone, dtype=object))
+        grid = local_time.local_hour_of_week_grid(hour_starts, np.asarray(zones, dtype=object))
+        return grid[codes]
+
+    def score(
+        self,
+        audience: Audience,
+        hour_starts: pd.DatetimeIndex,
+        channels: np.ndarray | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """P(click within the label horizon) for every [subscriber, channel, hour]; 0 where not eligible."""
+        n, n_hours = len(audience), len(hour_starts)
+        eligible = audience.has if channels is None else audience.has & channels
+        out = np.zeros((n, 2, n_hours), dtype=np.float32)
+        if n == 0 or n_hours == 0 or not eligible.any():
+            return out
+        how = self.local_hours(audience, hour_starts)
+        per_chunk = max(1, CHUNK_CELLS // (2 * n_hours))
+        starts = range(0, n, per_chunk)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="scoring", unit="chunk")
+        for lo in starts:
+            hi = min(n, lo + per_chunk)
+            sub = _slice(audience, lo, hi)
+            g = self.gather(sub)
+            who, ch = np.nonzero(eligible[lo:hi])
+            if who.size == 0:
+                continue
+            idx = np.repeat(who, n_hours)
+            cc = np.repeat(ch, n_hours)
+            hh = how[lo:hi][who].reshape(-1)
+            X = feature_matrix(g, self.profiles, idx, cc, hh)
+            pred = self.booster.predict(X, num_threads=self.settings.training.lgbm.get("num_threads", 2))
+            out[lo + who, ch] = pred.reshape(len(who), n_hours)
+        return out
+
+
+def _given(values: Sequence[str | None]) -> np.ndarray:
+    s = pd.Series(list(values), dtype=object)
+    return (s.notna() & (s.astype(str).str.strip() != "") & (s.astype(str).str.lower() != "nan")).to_numpy()
+
+
+def _slice(a: Audience, lo: int, hi: int) -> Audience:
+    return Audience(*(getattr(a, f)[lo:hi] for f in Audience.__dataclass_fields__))

@@ -1,0 +1,263 @@
+"""SMS quiet hours: when a text may go out, in the recipient's local time.
+
+Two layers, both checked at the *local* time of each candidate hour start (DST-correct, because the
+instant is converted with the recipient's IANA timezone rather than a fixed offset):
+
+1. the federal window, `PolicySettings.quiet_hours` (08:00-21:00 by default);
+2. stricter US state rules, looked up by the phone number's area code, from a small rules table
+   (`configs/us_state_quiet_hours.csv`, replaceable through `PolicySettings.state_rules_file`) so that
+   compliance staff can read and change them without touching code.
+
+`sms_allowed` is vectorised by grouping subscribers per distinct (timezone, state): an audience of a
+million people usually has a few hundred such groups, and each group's row is computed once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+from phonenumbers import geocoder
+
+from sendtime.configs.settings import PolicySettings
+
+BUILTIN_RULES = "us_state_quiet_hours.csv"
+RULE_COLUMNS = ("state", "days", "start", "end")
+MINUTES_PER_DAY = 24 * 60
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # pandas weekday numbers 0..6
+
+_US_E164 = re.compile(r"^\+1(\d{3})\d{7}$")
+
+_STATE_NAMES = {
+    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
+    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "florida": "FL", "georgia": "GA",
+    "hawaii": "HI", "idaho": "ID", "illinois": "IL", "indiana": "IN", "iowa": "IA", "kansas": "KS",
+    "kentucky": "KY", "louisiana": "LA", "maine": "ME", "maryland": "MD", "massachusetts": "MA",
+    "michigan": "MI", "minnesota": "MN", "mississippi": "MS", "missouri": "MO", "montana": "MT",
+    "nebraska": "NE", "nevada": "NV", "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM",
+    "new york": "NY", "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK",
+    "oregon": "OR", "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC",
+    "south dakota": "SD", "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT",
+    "virginia": "VA", "washington": "WA", "washington state": "WA", "west virginia": "WV",
+    "wisconsin": "WI", "wyoming": "WY", "washington d.c.": "DC", "district of columbia": "DC",
+}  # fmt: skip
+_STATE_CODES = frozenset(_STATE_NAMES.values())
+
+
+@dataclass(frozen=True)
+class QuietHourRules:
+    """Parsed quiet-hour rules; times are minutes after local midnight, windows are [start, end)."""
+
+    federal_start: int
+    federal_end: int
+    # state -> int array [7, 2]: (start, end) per local weekday, Monday = 0; [0, 1440] means no limit
+    state_windows: Mapping[str, np.ndarray] = field(default_factory=dict)
+    source: str = BUILTIN_RULES
+
+
+# --- rules table -------------------------------------------------------------------------------
+
+
+def load_rules(settings: PolicySettings) -> QuietHourRules:
+    """The federal window from settings plus the state table (built-in CSV or its replacement).
+
+    The CSV is parsed once per path and modification time (cached), so calling this per request costs
+    nothing, while an edited rules file is picked up.
+    """
+    start, end = settings.quiet_hours.start * 60, settings.quiet_hours.end * 60
+    if start >= end:
+        raise ValueError(f"policy.quiet_hours: start ({start // 60}) must be before end ({end // 60})")
+    path = settings.state_rules_file
+    if path and not Path(path).exists():
+        raise FileNotFoundError(
+            f"state quiet-hour rules file {path} (policy.state_rules_file) does not exist"
+        )
+    windows = (
+        _read_rules(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+        if path
+        else _read_rules(None, 0)
+    )
+    return QuietHourRules(start, end, windows, source=path or BUILTIN_RULES)
+
+
+@lru_cache(maxsize=8)
+def _read_rules(path: str | None, mtime_ns: int) -> Mapping[str, np.ndarray]:
+    """Read and validate a rules CSV (None: the packaged one); errors name the file, row and column.
+
+    `mtime_ns` is unused in the body: it is part of the cache key, so an edited file is read again.
+    """
+    if path is None:
+        with resources.files("sendtime.configs").joinpath(BUILTIN_RULES).open("r") as fh:
+            table = pd.read_csv(fh, comment="#", dtype=str, skipinitialspace=True)
+        where = f"built-in {BUILTIN_RULES}"
+    else:
+        table = pd.read_csv(path, comment="#", dtype=str, skipinitialspace=True)
+        where = path
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    for column in RULE_COLUMNS:
+        if column not in table.columns:
+            raise ValueError(f"{where}: missing column {column!r} (need {', '.join(RULE_COLUMNS)})")
+    windows: dict[str, np.ndarray] = {}
+    for i, row in enumerate(table.itertuples(index=False), start=1):
+        context = f"{where}, rule {i}"
+        state = str(row.state).strip().upper()
+        if not re.fullmatch(r"[A-Z]{2}", state):
+            raise ValueError(f"{context}: column 'state' must be a 2-letter code, got {row.state!r}")
+        days = parse_days(str(row.days), context)
+        start, end = parse_time(str(row.start), context), parse_time(str(row.end), context)
+        if start > end:
+            raise ValueError(f"{context}: start {row.start} is after end {row.end}")
+        state_window = windows.setdefault(state, np.tile(np.array([0, MINUTES_PER_DAY]), (7, 1)))
+        # several rules on one day: keep the strictest (their intersection)
+        state_window[days, 0] = np.maximum(state_window[days, 0], start)
+        state_window[days, 1] = np.minimum(state_window[days, 1], end)
+    for state_window in windows.values():
+        state_window.setflags(write=False)  # cached and shared between callers
+    return MappingProxyType(windows)
+
+
+def parse_days(text: str, context: str = "days") -> list[int]:
+    """`all`, `Sun`, `Mon-Sat` (ranges may wrap, `Sat-Mon`) or comma lists of these, to weekday numbers."""
+    days: set[int] = set()
+    for part in text.strip().lower().split(","):
+        part = part.strip()
+        if part in ("all", "*", "daily"):
+            days.update(range(7))
+            continue
+        ends = [p.strip()[:3] for p in part.split("-")]
+        if len(ends) not in (1, 2) or any(e not in WEEKDAYS for e in ends):
+            raise ValueError(f"{context}: column 'days' cannot read {text!r} (use e.g. all, Sun, Mon-Sat)")
+        first, last = WEEKDAYS.index(ends[0]), WEEKDAYS.index(ends[-1])
+        days.update((first + k) % 7 for k in range((last - first) % 7 + 1))
+    return sorted(days)
+
+
+def parse_time(text: str, context: str = "time") -> int:
+    """`HH:MM` or `HH` to minutes after midnight; 24:00 is allowed as an end."""
+    match = re.fullmatch(r"\s*(\d{1,2})(?::(\d{2}))?\s*", text)
+    if not match:
+        raise ValueError(f"{context}: cannot read time {text!r} (use HH:MM)")
+    minutes = int(match.group(1)) * 60 + int(match.group(2) or 0)
+    if minutes > MINUTES_PER_DAY or int(match.group(2) or 0) >= 60:
+        raise ValueError(f"{context}: time {text!r} is outside 00:00-24:00")
+    return minutes
+
+
+# --- area code to state ------------------------------------------------------------------------
+
+
+def state_for_phones(e164: pd.Series) -> pd.Series:
+    """Two-letter US state of each E.164 number from its area code; <NA> when not US or unknown.
+
+    An area code never crosses a state line, so the lookup runs once per distinct area code
+    (phonenumbers' offline geocoder), not per number. Toll-free and non-geographic codes give <NA>.
+    """
+    text = e164.astype("string").str.strip()
+    area = text.str.extract(_US_E164, expand=False)
+    states = {code: _state_for_area_code(code) for code in area.dropna().unique()}
+    return area.map(states).astype("string").rename(e164.name)
+
+
+@lru_cache(maxsize=2048)
+def _state_for_area_code(code: str) -> str | None:
+    number = phonenumbers.parse(f"+1{code}5550123")
+    if phonenumbers.region_code_for_number(number) != "US":
+        return None  # Canada, Caribbean and other NANP members
+    return _state_from_description(geocoder.description_for_number(number, "en"))
+
+
+def _state_from_description(description: str) -> str | None:
+    """'New York, NY' -> NY, 'Texas' -> TX, 'Washington State' -> WA; None when unrecognised."""
+    description = description.strip()
+    if not description:
+        return None
+    suffix = description.rsplit(",", 1)[-1].strip().upper()
+    if "," in description and suffix in _STATE_CODES:
+        return suffix
+    return _STATE_NAMES.get(description.lower())
+
+
+# --- the mask ----------------------------------------------------------------------------------
+
+
+def utc_hours(hour_starts: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Candidate hour starts as a UTC DatetimeIndex (naive values mean UTC, as in the data contract)."""
+    hours = pd.DatetimeIndex(hour_starts)
+    return hours.tz_localize("UTC") if hours.tz is None else hours.tz_convert("UTC")
+
+
+def utc_instants(values: np.ndarray) -> np.ndarray:
+    """Any datetime-like array (datetime64 of any unit, aware or naive Timestamps, ISO strings) as naive
+    UTC datetime64[ns] of the same shape, so that instants compare directly with `utc_hours` values."""
+    array = np.asarray(values)
+    if array.dtype.kind == "M" and np.datetime_data(array.dtype)[0] == "generic":
+        array = array.astype("datetime64[ns]")  # a bare NaT has no unit
+    flat = pd.to_datetime(array.reshape(-1), utc=True)
+    return flat.tz_localize(None).values.astype("datetime64[ns]").reshape(array.shape)
+
+
+def sms_allowed(
+    hour_starts: pd.DatetimeIndex, timezones: np.ndarray, states: np.ndarray, rules: QuietHourRules
+) -> np.ndarray:
+    """bool [n, H]: may an SMS go out to subscriber i at hour start j?
+
+    Allowed when the local time of that instant is inside the federal [start, end) and inside the
+    state's window for that local weekday. A subscriber without a timezone gets no SMS hour at all:
+    without a local time we cannot show the send is lawful, so we err on the quiet side.
+    """
+    hours = utc_hours(hour_starts)
+    tz_codes, tz_names = _factorize(timezones, upper=False)
+    st_codes, st_names = _factorize(states, upper=True)
+    if len(tz_codes) != len(st_codes):
+        raise ValueError(f"timezones ({len(tz_codes)}) and states ({len(st_codes)}) differ in length")
+    width = len(st_names) + 1  # codes shifted by one so that -1 (unknown) packs into the key too
+    groups, inverse = np.unique((tz_codes + 1) * width + (st_codes + 1), return_inverse=True)
+    table = np.zeros((len(groups), len(hours)), dtype=bool)
+    local_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for g, key in enumerate(groups):
+        tz_code, st_code = (code - 1 for code in divmod(int(key), width))
+        if tz_code < 0:
+            continue  # unknown timezone: no SMS
+        if tz_code not in local_cache:
+            local_cache[tz_code] = _local_clock(hours, tz_names[tz_code])
+        state = st_names[st_code] if st_code >= 0 else None
+        table[g] = _allowed_row(*local_cache[tz_code], state, rules)
+    return table[inverse.reshape(-1)]
+
+
+def _factorize(values: np.ndarray, upper: bool) -> tuple[np.ndarray, list[str]]:
+    """Codes per row (-1 for None, NaN or blank) and the distinct cleaned strings."""
+    series = pd.Series(np.asarray(values, dtype=object).reshape(-1), dtype="string").str.strip()
+    if upper:
+        series = series.str.upper()
+    series = series.mask((series == "").fillna(False))
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    return codes.astype(np.int64), [str(u) for u in uniques]
+
+
+def _local_clock(hours: pd.DatetimeIndex, timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    """(minute of local day, local weekday) for each hour start in `timezone`."""
+    try:
+        local = hours.tz_convert(timezone)
+    except Exception as exc:  # zoneinfo raises several types for a bad key
+        raise ValueError(f"unknown timezone {timezone!r} (expected an IANA name)") from exc
+    minutes = np.asarray(local.hour, dtype=np.int64) * 60 + np.asarray(local.minute, dtype=np.int64)
+    return minutes, np.asarray(local.weekday, dtype=np.int64)
+
+
+def _allowed_row(
+    minutes: np.ndarray, weekday: np.ndarray, state: str | None, rules: QuietHourRules
+) -> np.ndarray:
+    allowed = (minutes >= rules.federal_start) & (minutes < rules.federal_end)
+    window = rules.state_windows.get(state) if state else None
+    if window is not None:
+        allowed &= (minutes >= window[weekday, 0]) & (minutes < window[weekday, 1])
+    return allowed

@@ -1,0 +1,1 @@
+"""Labelled examples from past sends, the LightGBM engagement model, baselines, MLflow and tuning."""

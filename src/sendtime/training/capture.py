@@ -1,0 +1,120 @@
+"""Capture: the share of the oracle's gain over a campaign-time send that a plan wins (simulated worlds).
+
+The simulator writes each person's true P(click within 24 h | channel, local hour-of-week). A plan is
+judged by the true probability at the (channel, hour) it picked; the oracle picks with the truth, the
+campaign-time plan sends at the window start on e-mail (SMS where there is no e-mail). All plans obey
+the same eligibility and SMS quiet hours. With an SMS budget, each plan allocates its SMS by its own
+estimates and the oracle by the truth, under the same budget.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sendtime import schema as S
+from sendtime.features import local_time
+from sendtime.serving.predictor import Audience, Predictor
+from sendtime.serving.quiet_hours import load_rules, sms_allowed
+
+
+@dataclass
+class GroundTruth:
+    people: pd.DataFrame
+    response: np.ndarray  # [n, 2, 168]
+    meta: dict
+
+    @classmethod
+    def load(cls, folder: str | Path) -> GroundTruth | None:
+        gt = Path(folder) / S.GROUND_TRUTH_DIR
+        if not (gt / "people.parquet").exists():
+            return None
+        meta = json.loads((gt / "meta.json").read_text()) if (gt / "meta.json").exists() else {}
+        return cls(pd.read_parquet(gt / "people.parquet"), np.load(gt / "response.npy"), meta)
+
+
+def true_values(gt: GroundTruth, hour_starts: pd.DatetimeIndex) -> np.ndarray:
+    """[n, 2, H] true click probability of each candidate hour, in each person's true timezone."""
+    zones = gt.people["timezone"].to_numpy(dtype=object)
+    codes, uniq = pd.factorize(pd.Series(zones))
+    how = local_time.local_hour_of_week_grid(hour_starts, np.asarray(uniq, dtype=object))[codes]  # [n, H]
+    n = len(zones)
+    return np.stack([gt.response[np.arange(n)[:, None], c, how] for c in range(2)], axis=1)
+
+
+def feasible(predictor: Predictor, audience: Audience, hour_starts: pd.DatetimeIndex) -> np.ndarray:
+    allowed = sms_allowed(hour_starts, audience.timezone, audience.state, load_rules(predictor.settings.policy))
+    mask = np.repeat(audience.has[:, :, None], len(hour_starts), axis=2)
+    mask[:, 1] &= allowed
+    return mask
+
+
+def pick(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best feasible (channel, hour) per row; (-1, -1) where nothing is feasible."""
+    n, _, n_hours = values.shape
+    v = np.where(mask, values, -np.inf).reshape(n, -1)
+    best = v.argmax(axis=1)
+    ok = np.isfinite(v[np.arange(n), best])
+    return np.where(ok, best // n_hours, -1), np.where(ok, best % n_hours, -1)
+
+
+def pick_with_budget(values: np.ndarray, mask: np.ndarray, max_sms: int) -> tuple[np.ndarray, np.ndarray]:
+    from sendtime.serving.allocation import allocate_sms_budget
+
+    v = np.where(mask, values, -np.inf)
+    best_h = v.argmax(axis=2)  # [n, 2]
+    best_v = np.take_along_axis(v, best_h[..., None], axis=2)[..., 0]
+    channel = allocate_sms_budget(best_v[:, 0], best_v[:, 1], max_sms)
+    hour = np.where(channel >= 0, best_h[np.arange(len(v)), np.maximum(channel, 0)], -1)
+    return channel.astype(np.int64), hour
+
+
+def campaign_plan(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E-mail at the window start; SMS-only people at the first hour quiet hours allow."""
+    has_email = mask[:, 0].any(axis=1)
+    channel = np.where(has_email, 0, np.where(mask[:, 1].any(axis=1), 1, -1))
+    first_sms = np.where(mask[:, 1].any(axis=1), mask[:, 1].argmax(axis=1), -1)
+    hour = np.where(channel == 0, mask[:, 0].argmax(axis=1), np.where(channel == 1, first_sms, -1))
+    return channel, hour
+
+
+def realised(truth: np.ndarray, channel: np.ndarray, hour: np.ndarray) -> float:
+    ok = channel >= 0
+    return float(truth[np.flatnonzero(ok), channel[ok], hour[ok]].sum())
+
+
+def capture_report(predictor: Predictor, gt: GroundTruth, window_start: pd.Timestamp, hours: int,
+                   plans: dict[str, np.ndarray], sms_share: float | None = None) -> dict[str, float]:
+    """Capture of each method's plan. `plans` maps a name to its estimated [n, 2, H] grid."""
+    people = gt.people
+    audience = predictor.resolve(people["email"].tolist(), people["phone"].tolist())
+    hour_starts = pd.date_range(window_start, periods=hours, freq="h")
+    mask = feasible(predictor, audience, hour_starts)
+    truth = true_values(gt, hour_starts)
+    if sms_share is None:
+        chooser = pick
+    else:
+        budget = int(round(sms_share * len(people)))
+
+        def chooser(values: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return pick_with_budget(values, m, budget)
+
+    base = realised(truth, *campaign_plan(mask))
+    oracle = realised(truth, *chooser(truth, mask))
+    out = {"campaign_value": base, "oracle_value": oracle}
+    gain = max(oracle - base, 1e-12)
+    for name, grid in plans.items():
+        value = realised(truth, *chooser(grid, mask))
+        out[f"{name}_value"] = value
+        out[f"{name}_capture"] = (value - base) / gain
+    return out
+
+
+def audience_grids(predictor: Predictor, gt: GroundTruth, window_start: pd.Timestamp, hours: int) -> tuple[Audience, pd.DatetimeIndex, np.ndarray]:
+    audience = predictor.resolve(gt.people["email"].tolist(), gt.people["phone"].tolist())
+    hour_starts = pd.date_range(window_start, periods=hours, freq="h")
+    return audience, hour_starts, predictor.local_hours(audience, hour_starts)

@@ -1,0 +1,170 @@
+"""`sendtime train`: data folder -> features -> model and baselines -> MLflow run -> registry and gate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sendtime import schema as S
+from sendtime.configs.settings import Settings
+from sendtime.features.load import DataFolder, load_folder
+from sendtime.features.prepare import FeatureBase, build_feature_base
+from sendtime.features.profiles import Profiles, build_profiles
+from sendtime.serving.predictor import Predictor
+from sendtime.training import baselines, capture, examples, model, plots, registry
+from sendtime.training.features import FEATURES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    version: str
+    promoted: bool
+    kind: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    champion_log_loss: float | None = None
+
+
+def fingerprint(data: DataFolder) -> dict:
+    ev = data.events
+    digest = hashlib.sha256()
+    digest.update(pd.util.hash_pandas_object(ev[[S.TIMESTAMP, S.EVENT_TYPE]], index=False).to_numpy().tobytes())
+    return {"events": len(ev), "rejected": len(data.rejects), "first_event": str(ev[S.TIMESTAMP].min()),
+            "last_event": str(ev[S.TIMESTAMP].max()), "sha256": digest.hexdigest()[:16],
+            "subscribers_table": 0 if data.subscribers is None else len(data.subscribers),
+            "identity_links": 0 if data.links is None else len(data.links)}
+
+
+def evaluate_split(booster, ex: examples.Examples, base: FeatureBase) -> tuple[dict, dict, dict]:
+    """Model and baselines on the test cells; baselines calibrated on the validation cells."""
+    test, val = ex.test, ex.validation
+    pred = booster.predict(test.X)
+    results = {"model": model.metrics(test.y, pred)}
+    curves = {"model": model.calibration_curve(test.y, pred)}
+    grids_val = baselines.score_grids(baselines.raw_histograms(base, val.profiles.as_of))
+    grids_test = baselines.score_grids(baselines.raw_histograms(base, test.profiles.as_of))
+    fitted = {}
+    for name in baselines.NAMES:
+        b = baselines.Baseline(name).fit(grids_val[name], val.profiles, val.cells)
+        p = b.predict(grids_test[name], test.profiles, test.cells)
+        results[name] = model.metrics(test.y, p)
+        curves[name] = model.calibration_curve(test.y, p)
+        fitted[name] = b
+    return results, curves, {"fitted": fitted, "grids_test": grids_test}
+
+
+def capture_figures(booster, ex: examples.Examples, base: FeatureBase, fitted: dict, grids_test: dict,
+                    gt: capture.GroundTruth, settings: Settings) -> dict[str, float]:
+    """Plans for a 24 h campaign window just after the test start: model vs baselines vs oracle."""
+    predictor = Predictor(booster, ex.test.profiles, settings)
+    start = ex.test.profiles.as_of.ceil("D") + pd.Timedelta(hours=14)
+    audience, hour_starts, how = capture.audience_grids(predictor, gt, start, 24)
+    plans = {"model": predictor.score(audience, hour_starts)}
+    table = ex.test.profiles.table
+    rates = np.stack([table[f"{c}_click_rate"].to_numpy() for c in S.CHANNELS], axis=1)
+    for name, b in fitted.items():
+        grid = np.zeros((len(audience), 2, len(hour_starts)), dtype=np.float32)
+        for c in range(2):
+            rows = audience.rows[:, c]
+            known = rows >= 0
+            scores = grids_test[name][np.maximum(rows, 0), c][np.arange(len(rows))[:, None], how]  # [n, H]
+            scores = np.where(known[:, None], scores, 0.0)  # no history: no hour preference
+            grid[:, c] = b.predict_grid(scores, rates[np.maximum(rows, 0), c][:, None])
+        plans[name] = grid
+    out = {}
+    for label, share in (("", None),):
+        rep = capture.capture_report(predictor, gt, start, 24, plans, sms_share=share)
+        out.update({f"{label}{k}": v for k, v in rep.items()})
+    return out
+
+
+def train(data_dir: str | Path, settings: Settings, config_path: str | None = None, progress: bool = True,
+          echo=print) -> TrainResult:
+    import mlflow
+
+    t0 = time.perf_counter()
+    registry.configure_mlflow(settings.training.experiment)
+    data = load_folder(data_dir, settings.data)
+    echo(data.summary())
+    base = build_feature_base(data, settings, progress=progress)
+    echo(f"features: {len(base.subscribers):,} subscribers, {len(base.sends):,} sends, "
+         f"{len(base.engagements):,} human engagements ({base.stats.get('automated_readers', 0):,} automated readers)")
+    ex = examples.build_examples(base, settings, progress=progress)
+    echo(f"examples ({ex.kind}): train {len(ex.train.cells):,}, validation {len(ex.validation.cells):,}, "
+         f"test {len(ex.test.cells):,}")
+    early = model.fit(ex.train.X, ex.train.y, ex.validation.X, ex.validation.y, settings.training)
+    booster = model.refit(np.concatenate([ex.train.X, ex.validation.X]), np.concatenate([ex.train.y, ex.validation.y]),
+                          settings.training, early.best_iteration or early.current_iteration())
+    booster.best_iteration = early.best_iteration
+    results, curves, extra = evaluate_split(booster, ex, base)
+
+    name = settings.training.registered_model
+    champ_version = registry.champion_version(name)
+    champ_loss = None
+    if champ_version is not None:
+        try:
+            champ_loss = model.metrics(ex.test.y, registry.load_booster(name, champ_version).predict(ex.test.X))["log_loss"]
+        except Exception as exc:  # an incompatible old champion must not block training
+            echo(f"warning: could not score champion v{champ_version} on this test set ({exc}); treating as absent")
+
+    final = build_profiles(base, base.span[1] + pd.Timedelta(seconds=1), settings.profiles, ex.shrinkage)
+    gt = capture.GroundTruth.load(data_dir)
+    with mlflow.start_run(run_name=f"train-{ex.kind}") as run:
+        out = registry.temp_dir()
+        mlflow.log_params({"kind": ex.kind, "config": config_path or "defaults", "data": str(Path(data_dir).resolve()),
+                           "best_iteration": booster.best_iteration, **{f"lgbm_{k}": v for k, v in settings.training.lgbm.items()},
+                           **{f"shrinkage_{c}_{k}": v for c, d in ex.shrinkage.items() for k, v in d.items()
+                              if k in ("alpha_daily", "alpha_weekly", "beta", "blur", "cohort_strength")}})
+        mlflow.log_dict(settings.model_dump(mode="json"), "config.json")
+        mlflow.log_dict({"fingerprint": fingerprint(data), "boundaries": ex.boundaries, "stats": base.stats,
+                         "shrinkage": ex.shrinkage}, "data.json")
+        mlflow.set_tags({"kind": ex.kind, "data_sha256": fingerprint(data)["sha256"]})
+        flat = {f"{m}_{k}" if m != "model" else k: v for m, r in results.items() for k, v in r.items()}
+        if gt is not None:
+            cap = capture_figures(booster, ex, base, extra["fitted"], extra["grids_test"], gt, settings)
+            flat.update(cap)
+        mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
+        data.write_rejects(out / "rejects.csv")
+        mlflow.log_artifact(str(out / "rejects.csv"))
+        _log_plots(out, curves, results, flat, final, booster, gt is not None)
+        final.save(out / registry.SNAPSHOT_ARTIFACT)
+        mlflow.log_artifacts(str(out / registry.SNAPSHOT_ARTIFACT), registry.SNAPSHOT_ARTIFACT)
+        version = registry.log_and_register(
+            booster, ex.test.X[:50], FEATURES, name,
+            tags={"kind": ex.kind, "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
+                  "data_span": json.dumps(list(final.data_span)), "test_log_loss": f"{results['model']['log_loss']:.6f}"},
+        )
+        promoted = registry.gate(results["model"]["log_loss"], champ_loss, settings.training.gate_margin)
+        if promoted:
+            registry.promote(name, version)
+        mlflow.set_tags({"registered_version": version, "promoted": str(promoted)})
+        mlflow.log_metric("train_seconds", time.perf_counter() - t0)
+    return TrainResult(run.info.run_id, version, promoted, ex.kind, flat, champ_loss)
+
+
+def _log_plots(out: Path, curves: dict, results: dict, flat: dict, final: Profiles, booster, has_gt: bool) -> None:
+    import mlflow
+
+    figs = out / "plots"
+    plots.calibration(curves, figs / "calibration.png")
+    plots.bars({k: v["log_loss"] for k, v in results.items()}, figs / "log_loss.png", "Test log loss (lower is better)",
+               "log loss")
+    if has_gt:
+        caps = {k[: -len("_capture")]: v for k, v in flat.items() if k.endswith("_capture") and not k.startswith("budget")}
+        plots.bars(caps, figs / "capture.png", "Capture of the oracle's gain over campaign time (24 h window)", "capture")
+    pop = {"population": final.population_response}
+    weights = final.table["email_engagements"].to_numpy() + final.table["sms_engagements"].to_numpy()
+    for i in np.argsort(-weights)[:3]:
+        pop[f"subscriber {str(final.table[S.SUBSCRIBER_ID].iloc[i])[:8]}"] = final.response[i]
+    plots.heatmaps(pop, figs / "hour_of_week.png", "Response by local hour-of-week (population and examples)")
+    plots.importance(FEATURES, booster.feature_importance("gain"), figs / "feature_importance.png")
+    mlflow.log_artifacts(str(figs), "plots")

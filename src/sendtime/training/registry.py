@@ -1,0 +1,117 @@
+"""MLflow store, model registry and the promotion gate.
+
+The tracking store is SQLite under SENDTIME_HOME unless MLFLOW_TRACKING_URI points elsewhere; the
+registry lives in the same place. Every training run registers a version; the alias `champion` moves
+only when the new version beats the current champion on the *same* held-out cells (gate in config).
+Serving loads the version the alias points to and pins it, reporting that number in every answer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+
+from sendtime import home
+
+CHAMPION = "champion"
+SNAPSHOT_ARTIFACT = "profiles"
+
+
+def configure_mlflow(experiment: str) -> None:
+    """Point MLflow at our store; called by entry points, never at import."""
+    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    import mlflow
+
+    home.ensure_home()
+    mlflow.set_tracking_uri(home.tracking_uri())
+    mlflow.set_registry_uri(home.tracking_uri())
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=None if os.environ.get("MLFLOW_TRACKING_URI")
+                                 else home.artifact_root())
+    mlflow.set_experiment(experiment)
+
+
+def client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+@dataclass
+class Champion:
+    version: str
+    run_id: str
+    booster: lgb.Booster
+    snapshot_dir: Path
+    tags: dict
+
+
+def champion_version(model_name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_model_version_by_alias(model_name, CHAMPION).version
+    except MlflowException:
+        return None
+
+
+def load_booster(model_name: str, version: str) -> lgb.Booster:
+    import mlflow.lightgbm
+
+    return mlflow.lightgbm.load_model(f"models:/{model_name}/{version}")
+
+
+def load_version(model_name: str, version: str | None = None) -> Champion:
+    """Load a pinned version (default: the champion alias, resolved once) with its profile snapshot."""
+    import mlflow
+
+    version = version or champion_version(model_name)
+    if version is None:
+        raise LookupError(
+            f"no '{CHAMPION}' alias on registered model '{model_name}' in {home.tracking_uri()}: run `sendtime train` first"
+        )
+    mv = client().get_model_version(model_name, version)
+    target = home.snapshots_dir() / f"{model_name}-v{version}"
+    if not (target / SNAPSHOT_ARTIFACT / "meta.json").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=SNAPSHOT_ARTIFACT, dst_path=str(target))
+    return Champion(str(version), mv.run_id, load_booster(model_name, version), target / SNAPSHOT_ARTIFACT,
+                    dict(mv.tags or {}))
+
+
+def log_and_register(booster: lgb.Booster, example: np.ndarray, feature_names: list[str], model_name: str,
+                     tags: dict[str, str]) -> str:
+    """Log the native LightGBM model (returns probabilities) with signature and example; register it."""
+    import mlflow
+    import mlflow.lightgbm
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    frame = pd.DataFrame(example, columns=feature_names)
+    signature = infer_signature(frame, booster.predict(example))
+    info = mlflow.lightgbm.log_model(
+        booster, name="model", signature=signature, input_example=frame.head(5),
+        pip_requirements=[f"lightgbm=={lgb.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
+    )
+    mv = mlflow.register_model(info.model_uri, model_name, tags=tags)
+    return str(mv.version)
+
+
+def gate(new_loss: float, champion_loss: float | None, margin: float) -> bool:
+    """Promote when there is no champion or the new loss is lower by at least the relative margin."""
+    return champion_loss is None or new_loss < champion_loss * (1.0 - margin)
+
+
+def promote(model_name: str, version: str) -> None:
+    client().set_registered_model_alias(model_name, CHAMPION, version)
+
+
+def temp_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="sendtime-"))
