@@ -38,6 +38,9 @@ class SignalSettings(_Section):
     machine_open_share: float = Field(0.7, ge=0, le=1, description="share of fast opens that marks an MPP reader")
     machine_open_min_messages: int = Field(5, ge=1, description="messages needed before judging a reader")
     attribution_hours: float = Field(72, gt=0, description="an engagement answers the latest send this recent")
+    keep_late_opens_of_automated_readers: bool = Field(
+        True, description="keep an automated reader's opens that come later than machine_open_seconds"
+    )
 
 
 class ProfileSettings(_Section):

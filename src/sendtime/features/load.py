@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 REJECT_COLUMNS = ["table", "file", "row", "field", "reason"]
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n", ""}
+_OFFSET = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"  # a time, then Z or +hh[:mm]
 
 
 class DataError(ValueError):
@@ -87,16 +88,19 @@ def require_columns(df: pd.DataFrame, required: tuple[str, ...], path: Path) -> 
     df.columns = [str(c).strip().lower() for c in df.columns]
     missing = [c for c in required if c not in columns]
     if missing:
+        hint = "; the file may have no header row" if len(missing) == len(required) and len(df.columns) else ""
         raise DataError(
             f"{path}: missing required column {', '.join(repr(m) for m in missing)} "
-            f"(found: {', '.join(map(str, df.columns)) or 'none'})"
+            f"(found: {', '.join(map(str, df.columns)) or 'none'}{hint})"
         )
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
     """ISO-8601 with offset or Z, or naive meaning UTC, to UTC; unparseable -> NaT.
 
-    Also takes the common export spelling '2022-03-18 15:28:01.000000 UTC'.
+    Also takes the common export spelling '2022-03-18 15:28:01.000000 UTC'. Strings with and without
+    an offset are parsed apart: pandas' ISO-8601 parser (2.x) carries the offset of one string over to
+    the naive strings after it in the same call, shifting them.
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC")
@@ -104,13 +108,18 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
         return values.dt.tz_localize("UTC")
     text = values.astype("string").str.strip()
     text = text.str.replace(r"\s*UTC$", "+00:00", regex=True)
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    retry = parsed.isna() & text.notna()
-    if retry.any():
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    present = text.notna().to_numpy()
+    aware = text.astype("string[pyarrow]").str.contains(_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
+    for group in (present & aware, present & ~aware):
+        if group.any():
+            parsed[group] = pd.to_datetime(text[group], utc=True, errors="coerce", format="ISO8601")
+    retry = (parsed.isna() & text.notna()).to_numpy()
+    if retry.any():  # other spellings, per distinct value (few in practice)
         uniques = text[retry].unique()
-        fixed = pd.Series(pd.to_datetime(pd.Series(uniques), utc=True, errors="coerce", format="mixed").values)
-        lookup = dict(zip(uniques, fixed, strict=True))
-        parsed.loc[retry] = text[retry].map(lookup)
+        fixed = pd.to_datetime(pd.Series(uniques, dtype=object), utc=True, errors="coerce", format="mixed")
+        lookup = pd.Series(fixed.array, index=pd.Index(uniques, dtype=object))
+        parsed[retry] = lookup.reindex(text[retry].astype(object)).array
     return parsed
 
 
@@ -125,6 +134,8 @@ def normalise_vocabulary(values: pd.Series) -> pd.Series:
 def parse_booleans(values: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(values.dtype):
         return values.astype("boolean")
+    if pd.api.types.is_numeric_dtype(values.dtype):  # 0/1, as floats when a Parquet int column has nulls
+        return (values != 0).astype("boolean").mask(values.isna())
     text = values.astype("string").str.strip().str.lower()
     out = pd.Series(pd.NA, index=values.index, dtype="boolean")
     out[text.isin(_TRUE)] = True
@@ -212,7 +223,7 @@ def validate_subscribers(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd
     tz = raw[S.TIMEZONE].astype("string").str.strip() if S.TIMEZONE in raw.columns else None
     out[S.TIMEZONE] = tz[keep].mask(tz[keep] == "").values if tz is not None else pd.NA
     if S.SUBSCRIBED_AT in raw.columns:
-        out[S.SUBSCRIBED_AT] = parse_timestamps(raw.loc[keep, S.SUBSCRIBED_AT]).values
+        out[S.SUBSCRIBED_AT] = parse_timestamps(raw.loc[keep, S.SUBSCRIBED_AT]).array
     return out
 
 
@@ -228,9 +239,9 @@ def validate_links(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.DataF
         }
     )
     if S.OBSERVED_AT in raw.columns:
-        out[S.OBSERVED_AT] = parse_timestamps(raw.loc[keep, S.OBSERVED_AT]).values
+        out[S.OBSERVED_AT] = parse_timestamps(raw.loc[keep, S.OBSERVED_AT]).array
     else:
-        out[S.OBSERVED_AT] = pd.NaT
+        out[S.OBSERVED_AT] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
     return out
 
 

@@ -35,7 +35,9 @@ H = S.HOURS_PER_WEEK
 KERNEL_HOURS = 24
 RATE_PRIOR_SENDS = 20.0  # Beta prior weight, in sends, for click and engagement rates
 BETA_GRID = (0.0, 0.25, 0.5, 0.75)
-BLUR_GRID = (0.0, 0.15, 0.3)
+BLUR_GRID = (0.0, 0.15, 0.3, 0.45)
+TRIGGER_GRID = (0.0, 0.25, 1.0, 4.0, 16.0)
+MAX_HELDOUT_ROWS = 20_000  # a random sample of held-out subscribers is plenty to choose a handful of strengths
 UNKNOWN_TZ_SUFFIX = " (timezone unknown)"
 EXPOSURE_FLOOR = 0.05  # share of the mean exposure added everywhere, so a rare hour is not divided by ~0
 PATTERN_SOURCES = ("personal history", "linked profile", "cohort prior", "population prior")
@@ -156,10 +158,15 @@ class _Evidence:
     exposure: np.ndarray  # [n, 2, H]
     hourly: np.ndarray  # [n, 2, H] weighted engagement counts, uncorrected
     sent: np.ndarray  # [n, 2, H] weighted send counts (zeros without sends)
+    triggers: np.ndarray  # [n, 2, H] weighted triggered sends per channel: when the person was active
 
     @property
     def counts(self) -> np.ndarray:
         return self.hourly.sum(axis=-1)
+
+    def take(self, rows: np.ndarray) -> _Evidence:
+        return _Evidence(self.corrected[rows], self.exposure[rows], self.hourly[rows], self.sent[rows],
+                         self.triggers[rows])
 
 
 def _evidence(
@@ -177,6 +184,9 @@ def _evidence(
         s = sends[s_mask]
         sw = _age_weight(s["at"], weigh_from, half_life) if half_life else np.ones(len(s))
         sent = _counts(s["sub"].to_numpy(), s["channel"].to_numpy(), s["how"].to_numpy(), sw, n)
+        trig = s["triggered"].to_numpy(bool)
+        triggers = _counts(s["sub"].to_numpy()[trig], s["channel"].to_numpy()[trig], s["how"].to_numpy()[trig],
+                           sw[trig], n)
         exposure = np.stack([circular_convolve(sent[:, c], kernel[c], forward=False) for c in range(2)], axis=1)
         floor = EXPOSURE_FLOOR * exposure.mean(axis=-1, keepdims=True) + 1e-9
         exposure = exposure + floor
@@ -185,9 +195,10 @@ def _evidence(
         corrected = _normalise(ratio) * total
     else:
         sent = np.zeros_like(counts)
+        triggers = np.zeros_like(counts)
         exposure = np.ones_like(counts)
         corrected = counts
-    return _Evidence(corrected=corrected, exposure=exposure, hourly=counts, sent=sent)
+    return _Evidence(corrected=corrected, exposure=exposure, hourly=counts, sent=sent, triggers=triggers)
 
 
 # -------------------------------------------------------------------------------------------- priors
@@ -241,11 +252,13 @@ def _cohorts(ev: _Evidence, codes: np.ndarray, n_cohorts: int, strength: np.ndar
 
 def _person_shapes(ev: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int, p: dict) -> np.ndarray:
     """Two-level smoothing for channel c: hour-of-day first (dense data), then the hour of the week."""
-    own = _blur(_daily(ev.corrected[:, c]), p["blur"])
-    other = _blur(_daily(ev.corrected[:, 1 - c]), p["blur"])
+    trig = _daily(ev.triggers)
+    activity = p.get("trigger_weight", 0.0) * trig[:, c] + p.get("other_trigger_weight", 0.0) * trig[:, 1 - c]
+    own = _blur(_daily(ev.corrected[:, c]) + activity, p["blur"])
+    other = _blur(_daily(ev.corrected[:, 1 - c]) + p.get("trigger_weight", 0.0) * trig[:, 1 - c], p["blur"])
     coh_daily = coh.daily[codes, c]
     other_daily = _normalise(other + p["alpha_daily"] * coh.daily[codes, 1 - c])
-    has_other = (ev.counts[:, 1 - c] > 0)[:, None]
+    has_other = ((ev.counts[:, 1 - c] + activity.sum(axis=-1)) > 0)[:, None]
     prior = np.where(has_other, (1 - p["beta"]) * coh_daily + p["beta"] * other_daily, coh_daily)
     daily = _normalise(own + p["alpha_daily"] * prior)
     weekly_prior = _normalise(_weekly(daily) * coh.modulation[codes, c])
@@ -262,7 +275,7 @@ def _heldout_loglik(shape: np.ndarray, heldout: _Evidence, rows: np.ndarray, c: 
 
 
 DEFAULT_CHANNEL_SHRINKAGE = {"cohort_strength": 1000.0, "alpha_daily": 8.0, "alpha_weekly": 32.0, "beta": 0.25,
-                             "blur": 0.15}
+                             "blur": 0.15, "trigger_weight": 0.0, "other_trigger_weight": 0.0}
 
 
 def choose_shrinkage(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, kernel: np.ndarray
@@ -296,26 +309,37 @@ def choose_shrinkage(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSe
                             np.broadcast_to(_normalise(train.corrected.sum(axis=0) + 1e-3)[c], (len(codes), H)),
                             held, rows, c)}
     coh = _cohorts(train, codes, len(names), cohort_strength)
+    rng = np.random.default_rng(0)
     for c, channel in enumerate(S.CHANNELS):
         if "heldout_loglik_population" not in out[channel]:
             continue
         rows = np.flatnonzero(held.counts[:, c] > 0)
+        if rows.size > MAX_HELDOUT_ROWS:
+            rows = np.sort(rng.choice(rows, MAX_HELDOUT_ROWS, replace=False))
+        part, part_held, part_codes = train.take(rows), held.take(rows), codes[rows]
+        every = np.arange(rows.size)
 
-        def ll(p: dict, c: int = c, rows: np.ndarray = rows) -> float:
-            return _heldout_loglik(_person_shapes(train, coh, codes, c, p), held, rows, c)
+        def ll(p: dict, c: int = c, part=part, part_held=part_held, part_codes=part_codes, every=every) -> float:
+            return _heldout_loglik(_person_shapes(part, coh, part_codes, c, p), part_held, every, c)
 
-        best = {"alpha_weekly": np.inf, "beta": 0.0, "blur": 0.0, "alpha_daily": grid[-1]}
-        scored = [
-            (ll(cand := dict(best, blur=blur, beta=beta, alpha_daily=a)), cand)
-            for blur in BLUR_GRID for beta in BETA_GRID for a in grid
-        ]
-        best = max(scored, key=lambda t: t[0])[1]
+        best = {"alpha_weekly": np.inf, "beta": 0.0, "blur": 0.0, "alpha_daily": grid[-1], "trigger_weight": 0.0,
+                "other_trigger_weight": 0.0}
+        for _ in range(2 if train.triggers.any() else 1):  # two rounds of coordinate search
+            scored = [
+                (ll(cand := dict(best, blur=blur, beta=beta, alpha_daily=a)), cand)
+                for blur in BLUR_GRID for beta in BETA_GRID for a in grid
+            ]
+            best = max(scored, key=lambda t: t[0])[1]
+            if train.triggers.any():
+                scored = [(ll(cand := dict(best, trigger_weight=w, other_trigger_weight=v, alpha_daily=a)), cand)
+                          for w in TRIGGER_GRID for v in TRIGGER_GRID for a in grid]
+                best = max(scored, key=lambda t: t[0])[1]
         best = max(((ll(dict(best, alpha_weekly=a)), dict(best, alpha_weekly=a)) for a in [*grid, np.inf]),
                    key=lambda t: t[0])[1]
         out[channel].update({k: float(v) for k, v in best.items()})
         out[channel]["alpha_weekly"] = min(out[channel]["alpha_weekly"], 1e6)  # JSON has no infinity
         out[channel]["heldout_loglik"] = ll(best)
-        out[channel]["heldout_loglik_cohort"] = _heldout_loglik(coh.weekly[codes, c], held, rows, c)
+        out[channel]["heldout_loglik_cohort"] = _heldout_loglik(coh.weekly[part_codes, c], part_held, every, c)
     return out
 
 
@@ -371,6 +395,11 @@ def _levels(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, c
         last_channel[newer.to_numpy()] = c
         table[f"{name}_opted_out"] = np.isin(np.arange(n), opt.loc[opt["channel"] == c, "sub"].to_numpy())
     table["recency_days"] = ((as_of - last_any).dt.total_seconds() / 86400.0).to_numpy()
+    first = pd.concat([sends[["sub", "at"]], eng[["sub", "at"]]]).groupby("sub")["at"].min()
+    first_seen = pd.Series(as_of, index=range(n), dtype="datetime64[ns, UTC]")
+    first_seen.loc[first.index] = first.to_numpy()
+    # counts grow with the length of history; per-week rates do not, so old and new snapshots compare
+    table["weeks_observed"] = np.maximum((as_of - first_seen).dt.total_seconds().to_numpy() / (7 * 86400.0), 1.0)
     table["last_engaged_channel"] = last_channel
     return table, cohort_rates
 

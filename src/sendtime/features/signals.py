@@ -9,10 +9,13 @@ Rules, in order:
 1. `machine_open` = true when the export has the flag: dropped.
 2. Without the flag, a subscriber whose delivered e-mails are opened within `machine_open_seconds` of
    delivery on at least `machine_open_share` of them (with >= `machine_open_min_messages` delivered)
-   is an automated reader: all their opens are dropped, their clicks kept.
+   is an automated reader: their fast opens are dropped, their clicks kept, and their later opens kept
+   only when `keep_late_opens_of_automated_readers` (a later open is a person coming back to the mail;
+   turn it off for platforms whose proxies re-fetch pixels).
 3. Repeated opens or clicks of one message: the first counts. Without message ids, events of one kind
    on one channel within 30 minutes of each other count once.
-4. Attribution: by `message_id` when present, else the latest send to the subscriber on that channel
+4. Sends are marked `triggered` (a journey) or not (a campaign blast): see `triggered_sends`.
+5. Attribution: by `message_id` when present, else the latest send to the subscriber on that channel
    within `attribution_hours` before the engagement. Exports without sends (opens only) keep their
    engagements unattributed (no delay).
 """
@@ -95,6 +98,27 @@ def _automated_readers(opens: pd.DataFrame, delivered: pd.DataFrame, settings: S
     return flagged.index.to_numpy()
 
 
+BLAST_BUCKET = "10min"
+BLAST_MIN_SENDS = 10
+BLAST_AUDIENCE_SHARE = 0.01
+
+
+def triggered_sends(sends: pd.DataFrame) -> np.ndarray:
+    """True for sends that went out on their own (journeys), False for campaign blasts.
+
+    Exports rarely say which is which, but a blast is unmistakable: many recipients on one channel
+    within the same ten minutes. A triggered send (browse or cart abandonment) follows the person's own
+    activity, so its time is evidence of when they are around; a blast's time is only the brand's.
+    """
+    if sends.empty:
+        return np.zeros(0, dtype=bool)
+    bucket = sends["at"].dt.floor(BLAST_BUCKET)
+    size = sends.groupby([sends["channel"], bucket])["sub"].transform("size").to_numpy()
+    audience = sends.groupby("channel")["sub"].transform("nunique").to_numpy()
+    threshold = np.maximum(BLAST_MIN_SENDS, BLAST_AUDIENCE_SHARE * audience)
+    return size < threshold
+
+
 def extract_signals(frame: pd.DataFrame, settings: SignalSettings) -> Signals:
     """`frame`: sub, channel (index), event_type, at (UTC), message_id, machine_open."""
     stats: dict[str, int] = {}
@@ -104,7 +128,9 @@ def extract_signals(frame: pd.DataFrame, settings: SignalSettings) -> Signals:
     if sends.empty and not delivered.empty:
         sends = delivered  # some platforms export deliveries only: they are the sends we can see
     sends = sends.sort_values("at", kind="stable").reset_index(drop=True)
+    sends["triggered"] = triggered_sends(sends)
     stats["sends"] = len(sends)
+    stats["triggered_sends"] = int(sends["triggered"].sum())
 
     opens = frame[(etype == S.OPEN) & (frame["channel"].to_numpy() == 0)]
     flagged = opens["machine_open"].astype("boolean").fillna(False).to_numpy(dtype=bool)
@@ -126,6 +152,10 @@ def extract_signals(frame: pd.DataFrame, settings: SignalSettings) -> Signals:
     else:
         readers = np.array([], dtype=np.int64)
     machine = opens["sub"].isin(readers).to_numpy()
+    if settings.keep_late_opens_of_automated_readers and machine.any():
+        delay = (opens["at"] - opens["delivered_at"]).dt.total_seconds().to_numpy()
+        late = np.nan_to_num(delay, nan=-1.0) > settings.machine_open_seconds
+        machine &= ~late
     stats["automated_readers"] = len(readers)
     stats["machine_opens_detected"] = int(machine.sum())
     opens = opens[~machine]
@@ -147,4 +177,5 @@ def extract_signals(frame: pd.DataFrame, settings: SignalSettings) -> Signals:
 
     optouts = frame[np.isin(etype, [S.BOUNCE, S.UNSUBSCRIBE])][["sub", "channel", "at"]].reset_index(drop=True)
     stats["optouts"] = len(optouts)
-    return Signals(sends=sends[["sub", "channel", "at"]], engagements=engaged, optouts=optouts, stats=stats)
+    return Signals(sends=sends[["sub", "channel", "at", "triggered"]], engagements=engaged, optouts=optouts,
+                   stats=stats)

@@ -20,14 +20,17 @@ H = S.HOURS_PER_WEEK
 FEATURES = [
     "channel", "response", "response_rank", "response_vs_best", "activity",
     "activity_next3", "activity_prev2", "cohort_response", "click_rate",
-    "engage_rate", "other_click_rate", "other_engage_rate", "log_sends", "log_clicks", "log_engagements",
-    "log_other_engagements", "recency_days", "recency_any_days", "last_engaged_here", "data_weight",
+    "engage_rate", "other_click_rate", "other_engage_rate", "sends_per_week", "clicks_per_week",
+    "engagements_per_week", "other_engagements_per_week", "recency_days", "recency_any_days", "last_engaged_here", "data_weight",
     "timezone_known", "has_both", "rate_x_response", "engage_rate_x_response", "own_engagements_this_hour",
-    "own_engagements_near_hour", "own_sends_this_hour", "own_engagement_rate_this_hour",
+    "own_engagements_near_hour",
 ]
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
+# Every feature that varies with the candidate hour is monotone increasing: across one person's hours
+# the model may only say "more of their response here, more clicks", never learn a brand's send times.
 MONOTONE = {"response": 1, "response_rank": 1, "response_vs_best": 1, "rate_x_response": 1,
-            "engage_rate_x_response": 1, "click_rate": 1}
+            "engage_rate_x_response": 1, "click_rate": 1, "activity": 1, "activity_next3": 1, "activity_prev2": 1,
+            "cohort_response": 1, "own_engagements_this_hour": 1, "own_engagements_near_hour": 1}
 
 
 
@@ -59,6 +62,7 @@ class Rows:
 
 
 _NUMBER_COLUMNS = ("click_rate", "engage_rate", "sends", "clicks", "engagements", "recency_days", "data_weight")
+WEEKS = 7  # index in Rows.numbers of the weeks of history (the same for both channels)
 
 
 def gather_rows(profiles: Profiles, rows: np.ndarray, cohorts: np.ndarray | None = None,
@@ -82,6 +86,7 @@ def gather_rows(profiles: Profiles, rows: np.ndarray, cohorts: np.ndarray | None
     numbers[:, :, 0] = coh_rates[..., 0]
     numbers[:, :, 1] = coh_rates[..., 1]
     numbers[:, :, 5] = np.nan
+    numbers[:, :, WEEKS] = 1.0
     shape = coh_shape.astype(np.float32).copy()
     response = coh_resp.astype(np.float32).copy()
     recency_any = np.full(n, np.nan)
@@ -99,6 +104,7 @@ def gather_rows(profiles: Profiles, rows: np.ndarray, cohorts: np.ndarray | None
         for c, name in enumerate(S.CHANNELS):
             for k, col in enumerate(_NUMBER_COLUMNS):
                 numbers[known, c, k] = table[f"{name}_{col}"].to_numpy()[r]
+        numbers[known, :, WEEKS] = table["weeks_observed"].to_numpy()[r][:, None]
         recency_any[known] = table["recency_days"].to_numpy()[r]
         last_channel[known] = table["last_engaged_channel"].to_numpy()[r]
         tz_known[known] = (table[S.TZ_SOURCE].to_numpy()[r] != "default").astype(float)
@@ -139,10 +145,11 @@ def feature_matrix(g: Rows, profiles: Profiles, idx: np.ndarray, channel: np.nda
     put("engage_rate", nums[:, 1])
     put("other_click_rate", other[:, 0])
     put("other_engage_rate", other[:, 1])
-    put("log_sends", np.log1p(nums[:, 2]))
-    put("log_clicks", np.log1p(nums[:, 3]))
-    put("log_engagements", np.log1p(nums[:, 4]))
-    put("log_other_engagements", np.log1p(other[:, 4]))
+    weeks = nums[:, WEEKS]
+    put("sends_per_week", nums[:, 2] / weeks)
+    put("clicks_per_week", nums[:, 3] / weeks)
+    put("engagements_per_week", nums[:, 4] / weeks)
+    put("other_engagements_per_week", other[:, 4] / weeks)
     put("recency_days", nums[:, 5])
     put("recency_any_days", g.recency_any[idx])
     last = g.last_channel[idx]
@@ -156,9 +163,9 @@ def feature_matrix(g: Rows, profiles: Profiles, idx: np.ndarray, channel: np.nda
     de, ds = g.daily_engagements[idx, c], g.daily_sends[idx, c]
     m = np.arange(len(idx))
     here = de[m, hod]
-    put("own_engagements_this_hour", here)
-    put("own_engagements_near_hour", here + de[m, (hod + 1) % 24] + de[m, (hod - 1) % 24])
-    put("own_sends_this_hour", ds[m, hod])
+    put("own_engagements_this_hour", here / weeks)
+    put("own_engagements_near_hour", (here + de[m, (hod + 1) % 24] + de[m, (hod - 1) % 24]) / weeks)
+    put("own_sends_this_hour", ds[m, hod] / weeks)
     put("own_engagement_rate_this_hour", (here + 0.1) / (ds[m, hod] + 1.0))
     return out
 

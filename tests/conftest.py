@@ -1,0 +1,53 @@
+"""Shared fixtures: an isolated SENDTIME_HOME per test session and, for integration tests, a real
+simulated world with a real trained champion in a real MLflow store (built once per session)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("sendtime-home")
+    old = os.environ.get("SENDTIME_HOME")
+    os.environ["SENDTIME_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield home
+    if old is None:
+        os.environ.pop("SENDTIME_HOME", None)
+    else:
+        os.environ["SENDTIME_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> Path:
+    """A simulated data folder (with ground truth): 600 people, 70 days."""
+    from sendtime.experiments.simulate import simulate
+
+    out = tmp_path_factory.mktemp("world")
+    simulate(out, subscribers=600, days=70, seed=3)
+    return out
+
+
+@pytest.fixture(scope="session")
+def test_settings():
+    """Settings sized for small worlds: fewer snapshots and rounds, so the suite stays fast."""
+    from sendtime.configs.settings import load_settings
+
+    return load_settings(overrides={"training": {"snapshots": 3, "num_boost_round": 120}})
+
+
+@pytest.fixture(scope="session")
+def trained_champion(session_home, small_world, test_settings):
+    """`sendtime train` on the small world: a registered version with the champion alias."""
+    from sendtime.training.pipeline import train
+
+    result = train(small_world, test_settings, progress=False, echo=lambda *_: None)
+    assert result.promoted
+    return result
