@@ -47,7 +47,13 @@ class ProfileSettings(_Section):
     half_life_days: float = Field(90, gt=0, description="weight of an engagement halves with this age")
     shrinkage_grid: list[float] = Field(default_factory=lambda: [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
     holdout_days: float = Field(28, gt=0, description="held-out tail used to choose the shrinkage strengths")
+    holdout_min_share: float = Field(
+        0.2, ge=0, lt=1, description="widen the held-out tail until it holds this share of the engagements"
+    )
     min_events_for_activity_tz: int = Field(20, ge=1, description="engagements needed to infer a timezone")
+    shrinkage_overrides: dict[str, dict[str, float]] | None = Field(
+        None, description="per channel, strengths that replace the chosen ones (e.g. written by `sendtime tune`)"
+    )
 
 
 class TrainingSettings(_Section):
@@ -101,6 +107,7 @@ class ServingSettings(_Section):
     max_window_days: float = Field(14, gt=0)
     api_key_env: str = "SENDTIME_API_KEY"
     reload_poll_seconds: float = Field(30, ge=0, description="0 turns alias polling off")
+    threads: int = Field(2, ge=1, description="requests one service worker computes at once (the rest wait)")
 
 
 class Settings(_Section):

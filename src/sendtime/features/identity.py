@@ -79,9 +79,32 @@ def _e164(value: object, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _canonical_phone_text(uniques: pd.Series, region: str) -> pd.Series:
+    """Cheap, vectorised pre-normalisation so that the formats of one number collapse before parsing.
+
+    '(212) 555-0123', '212-555-0123' and '+1 212 555 0123' all become '+12125550123' (the NANP rule
+    is applied only when the default region dials +1); everything else keeps its digits and leading
+    '+', and `phonenumbers` still decides validity. Parsing is the expensive step (~0.1 ms a number).
+    """
+    text = uniques.map(_phone_text).astype("string")
+    plus = text.str.startswith("+").fillna(False)
+    digits = text.str.replace(r"\D", "", regex=True)
+    out = digits.where(~plus, "+" + digits)
+    if phonenumbers.country_code_for_region(region) == 1:
+        ten = ~plus & (digits.str.len() == 10)
+        eleven = ~plus & (digits.str.len() == 11) & digits.str.startswith("1")
+        out = out.where(~ten, "+1" + digits).where(~eleven, "+" + digits)
+    return out.where(digits.str.len() > 0, text)
+
+
 def normalise_phones(values: pd.Series, default_region: str = "US") -> pd.Series:
     """E.164 numbers; national formats read in `default_region`; <NA> when unparseable or invalid."""
-    return _per_unique(values, lambda u: u.map(lambda v: _e164(v, default_region)))
+
+    def transform(uniques: pd.Series) -> pd.Series:
+        canonical = _canonical_phone_text(uniques, default_region)
+        return _per_unique(canonical, lambda u: u.map(lambda v: _e164(v, default_region)))
+
+    return _per_unique(values, transform)
 
 
 def normalise_addresses(addresses: pd.Series, channels: pd.Series, default_region: str) -> pd.Series:

@@ -45,8 +45,13 @@ class FeatureBase:
 def _distinct_addresses(data: DataFolder, default_region: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Normalise each distinct (channel, raw address) once; map events to it by integer codes."""
     ev = data.events
-    codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([ev[S.CHANNEL].astype(str), ev[S.ADDRESS]]))
-    distinct = pd.DataFrame(list(uniques), columns=[S.CHANNEL, "raw"])
+    addr_codes, addr_uniques = pd.factorize(ev[S.ADDRESS])
+    pair = addr_codes.astype(np.int64) * len(S.CHANNELS) + ev[S.CHANNEL].cat.codes.to_numpy()
+    pairs, codes = np.unique(pair, return_inverse=True)
+    distinct = pd.DataFrame({
+        S.CHANNEL: np.asarray(S.CHANNELS, dtype=object)[pairs % len(S.CHANNELS)],
+        "raw": np.asarray(addr_uniques, dtype=object)[pairs // len(S.CHANNELS)],
+    })
     distinct[S.ADDRESS] = identity.normalise_addresses(distinct["raw"], distinct[S.CHANNEL], default_region)
     unusable = distinct[S.ADDRESS].isna().to_numpy()
     event_bad = unusable[codes]

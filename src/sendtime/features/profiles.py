@@ -37,7 +37,7 @@ RATE_PRIOR_SENDS = 20.0  # Beta prior weight, in sends, for click and engagement
 BETA_GRID = (0.0, 0.25, 0.5, 0.75)
 BLUR_GRID = (0.0, 0.15, 0.3, 0.45)
 TRIGGER_GRID = (0.0, 0.25, 1.0, 4.0, 16.0)
-MAX_HELDOUT_ROWS = 20_000  # a random sample of held-out subscribers is plenty to choose a handful of strengths
+MAX_HELDOUT_ROWS = 5_000  # a random sample of held-out subscribers is plenty to choose a handful of strengths
 UNKNOWN_TZ_SUFFIX = " (timezone unknown)"
 EXPOSURE_FLOOR = 0.05  # share of the mean exposure added everywhere, so a rare hour is not divided by ~0
 PATTERN_SOURCES = ("personal history", "linked profile", "cohort prior", "population prior")
@@ -239,28 +239,59 @@ class _Cohorts:
     population: np.ndarray  # [2, 168]
 
 
-def _cohorts(ev: _Evidence, codes: np.ndarray, n_cohorts: int, strength: np.ndarray) -> _Cohorts:
+def _cohort_sums(ev: _Evidence, codes: np.ndarray, n_cohorts: int) -> np.ndarray:
+    flat = codes.astype(np.int64)
+    return np.stack([np.stack([np.bincount(flat, weights=ev.corrected[:, c, h], minlength=n_cohorts)
+                               for h in range(H)], axis=-1) for c in range(2)], axis=1)
+
+
+def _cohorts(sums: np.ndarray, pop_counts: np.ndarray, strength: np.ndarray) -> _Cohorts:
     """Cohort (timezone x channel) shapes, smoothed toward the population with `strength` events per channel."""
-    pop = _normalise(ev.corrected.sum(axis=0) + 1e-3)  # [2, H]
-    sums = np.zeros((n_cohorts, 2, H))
-    np.add.at(sums, codes, ev.corrected)
+    pop = _normalise(pop_counts + 1e-3)  # [2, H]
     weekly = _normalise(sums + np.asarray(strength)[None, :, None] * pop[None])
     daily = _daily(weekly)
     modulation = weekly / np.maximum(_weekly(daily) / 7.0, 1e-12)
     return _Cohorts(weekly, daily, modulation, pop)
 
 
+@dataclass
+class _DailyInputs:
+    """What the hour-of-day smoothing of one channel needs, pooled over the week's days once."""
+
+    own: np.ndarray  # [m, 24] exposure-corrected engagements on this channel
+    other: np.ndarray  # [m, 24] ... on the other channel
+    trig_same: np.ndarray  # [m, 24] triggered sends on this channel
+    trig_other: np.ndarray  # [m, 24] ... on the other channel
+    coh_same: np.ndarray  # [m, 24] the cohort's hour-of-day shape
+    coh_other: np.ndarray
+    other_counts: np.ndarray  # [m]
+
+    @classmethod
+    def build(cls, ev: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int) -> _DailyInputs:
+        d, t = _daily(ev.corrected), _daily(ev.triggers)
+        return cls(d[:, c], d[:, 1 - c], t[:, c], t[:, 1 - c], coh.daily[codes, c], coh.daily[codes, 1 - c],
+                   ev.counts[:, 1 - c])
+
+
+def _daily_shape(x: _DailyInputs, p: dict, alphas: np.ndarray | None = None) -> np.ndarray:
+    """Person's hour-of-day distribution: own evidence (engagements, triggered sends) + alpha x prior,
+    the prior mixing the cohort with the person's other channel (weight beta) where that has evidence.
+
+    With `alphas`, one shape per daily strength at once: [len(alphas), m, 24] (the grid search's hot path).
+    """
+    w, v, b = p.get("trigger_weight", 0.0), p.get("other_trigger_weight", 0.0), p["beta"]
+    a = np.asarray(p["alpha_daily"] if alphas is None else alphas, dtype=float).reshape(-1, 1, 1)
+    own = _blur(x.own + w * x.trig_same + v * x.trig_other, p["blur"])
+    other = _normalise(_blur(x.other + w * x.trig_other, p["blur"])[None] + a * x.coh_other[None])
+    has_other = ((x.other_counts + w * x.trig_other.sum(axis=-1)) > 0)[None, :, None]
+    prior = np.where(has_other, (1 - b) * x.coh_same[None] + b * other, x.coh_same[None])
+    out = _normalise(own[None] + a * prior)
+    return out[0] if alphas is None else out
+
+
 def _person_shapes(ev: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int, p: dict) -> np.ndarray:
     """Two-level smoothing for channel c: hour-of-day first (dense data), then the hour of the week."""
-    trig = _daily(ev.triggers)
-    activity = p.get("trigger_weight", 0.0) * trig[:, c] + p.get("other_trigger_weight", 0.0) * trig[:, 1 - c]
-    own = _blur(_daily(ev.corrected[:, c]) + activity, p["blur"])
-    other = _blur(_daily(ev.corrected[:, 1 - c]) + p.get("trigger_weight", 0.0) * trig[:, 1 - c], p["blur"])
-    coh_daily = coh.daily[codes, c]
-    other_daily = _normalise(other + p["alpha_daily"] * coh.daily[codes, 1 - c])
-    has_other = ((ev.counts[:, 1 - c] + activity.sum(axis=-1)) > 0)[:, None]
-    prior = np.where(has_other, (1 - p["beta"]) * coh_daily + p["beta"] * other_daily, coh_daily)
-    daily = _normalise(own + p["alpha_daily"] * prior)
+    daily = _daily_shape(_DailyInputs.build(ev, coh, codes, c), p)
     weekly_prior = _normalise(_weekly(daily) * coh.modulation[codes, c])
     if not np.isfinite(p["alpha_weekly"]):
         return weekly_prior
@@ -274,6 +305,37 @@ def _heldout_loglik(shape: np.ndarray, heldout: _Evidence, rows: np.ndarray, c: 
     return float((counts * np.log(p + 1e-12)).sum() / max(counts.sum(), 1e-9))
 
 
+@dataclass
+class _DailyHeldout:
+    """The held-out log-likelihood of a weekly shape built from an hour-of-day shape q, computed at 24 bins:
+    log p(h) = log q(h mod 24) - log sum_h' q(h' mod 24) m(h') e(h') + terms that do not depend on q."""
+
+    counts: np.ndarray  # [m, 24] held-out engagements by hour of day
+    weight: np.ndarray  # [m, 24] sum over the week's days of modulation x held-out exposure
+    total: float
+
+    @classmethod
+    def build(cls, held: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int) -> _DailyHeldout:
+        counts = _daily(held.hourly[:, c])
+        return cls(counts, _daily(coh.modulation[codes, c] * held.exposure[:, c]), float(max(counts.sum(), 1e-9)))
+
+    def score(self, q: np.ndarray) -> np.ndarray:
+        """q is [..., m, 24]; one score per leading index."""
+        norm = np.log((q * self.weight).sum(axis=-1) + 1e-300)
+        own = (self.counts * np.log(q + 1e-12)).sum(axis=(-1, -2))
+        return (own - (self.counts.sum(axis=-1) * norm).sum(axis=-1)) / self.total
+
+
+def heldout_start(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings) -> pd.Timestamp:
+    """The held-out tail: the last `holdout_days`, widened until it holds `holdout_min_share` of the
+    engagements before as_of (sparse, long exports would otherwise choose strengths on a handful of people)."""
+    cut = as_of - pd.Timedelta(days=settings.holdout_days)
+    times = base.engagements.loc[base.engagements["at"] < as_of, "at"]
+    if len(times) and (times >= cut).mean() < settings.holdout_min_share:
+        cut = min(cut, times.quantile(1 - settings.holdout_min_share))
+    return cut
+
+
 DEFAULT_CHANNEL_SHRINKAGE = {"cohort_strength": 1000.0, "alpha_daily": 8.0, "alpha_weekly": 32.0, "beta": 0.25,
                              "blur": 0.15, "trigger_weight": 0.0, "other_trigger_weight": 0.0}
 
@@ -282,63 +344,66 @@ def choose_shrinkage(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSe
                      ) -> dict[str, dict[str, float]]:
     """Per channel, pick every strength by the log-likelihood of the last `holdout_days` before as_of.
 
-    Coordinate search, coarse to fine: cohort strength; then hour-of-day blur, borrowing from the other
-    channel (beta) and the daily strength with the weekly level fully pooled; then the weekly strength.
+    Coordinate search: cohort strength; then, twice, hour-of-day blur x borrowing from the other channel
+    (beta) x daily strength, and triggered-send weights x daily strength; last the weekly strength.
     """
-    cut = as_of - pd.Timedelta(days=settings.holdout_days)
+    cut = heldout_start(base, as_of, settings)
     train = _evidence(base, None, cut, cut, kernel, settings.half_life_days)
     held = _evidence(base, cut, as_of, as_of, kernel, None)
     names, codes = _cohort_codes(base)
     grid = [float(g) for g in settings.shrinkage_grid]
+    sums, pop_counts = _cohort_sums(train, codes, len(names)), train.corrected.sum(axis=0)
     out: dict[str, dict[str, float]] = {}
     cohort_strength = np.zeros(2)
+    rng = np.random.default_rng(0)
+    chosen_rows = {}
     for c, channel in enumerate(S.CHANNELS):
         rows = np.flatnonzero(held.counts[:, c] > 0)
         if rows.size < 10 or train.counts[:, c].sum() == 0:
             out[channel] = dict(DEFAULT_CHANNEL_SHRINKAGE, heldout_rows=int(rows.size))
             cohort_strength[c] = DEFAULT_CHANNEL_SHRINKAGE["cohort_strength"]
             continue
-
-        def cohort_ll(strength: float, c: int = c, rows: np.ndarray = rows) -> float:
-            s = np.full(2, strength)
-            return _heldout_loglik(_cohorts(train, codes, len(names), s).weekly[codes, c], held, rows, c)
-
-        cohort_strength[c] = max((g * 24 for g in grid), key=cohort_ll)
-        out[channel] = {"cohort_strength": float(cohort_strength[c]), "heldout_rows": int(rows.size),
-                        "heldout_loglik_population": _heldout_loglik(
-                            np.broadcast_to(_normalise(train.corrected.sum(axis=0) + 1e-3)[c], (len(codes), H)),
-                            held, rows, c)}
-    coh = _cohorts(train, codes, len(names), cohort_strength)
-    rng = np.random.default_rng(0)
-    for c, channel in enumerate(S.CHANNELS):
-        if "heldout_loglik_population" not in out[channel]:
-            continue
-        rows = np.flatnonzero(held.counts[:, c] > 0)
         if rows.size > MAX_HELDOUT_ROWS:
             rows = np.sort(rng.choice(rows, MAX_HELDOUT_ROWS, replace=False))
-        part, part_held, part_codes = train.take(rows), held.take(rows), codes[rows]
-        every = np.arange(rows.size)
+        chosen_rows[c] = rows
 
-        def ll(p: dict, c: int = c, part=part, part_held=part_held, part_codes=part_codes, every=every) -> float:
-            return _heldout_loglik(_person_shapes(part, coh, part_codes, c, p), part_held, every, c)
+        def cohort_ll(strength: float, c: int = c, rows: np.ndarray = rows) -> float:
+            weekly = _cohorts(sums, pop_counts, np.full(2, strength)).weekly
+            return _heldout_loglik(weekly[codes[rows], c], held.take(rows), np.arange(rows.size), c)
+
+        cohort_strength[c] = max((g * 24 for g in grid), key=cohort_ll)
+        pop = np.broadcast_to(_normalise(pop_counts + 1e-3)[c], (rows.size, H))
+        out[channel] = {"cohort_strength": float(cohort_strength[c]), "heldout_rows": int(rows.size),
+                        "heldout_loglik_population": _heldout_loglik(pop, held.take(rows), np.arange(rows.size), c)}
+    coh = _cohorts(sums, pop_counts, cohort_strength)
+    for c, rows in chosen_rows.items():
+        channel = S.CHANNELS[c]
+        part, part_held, part_codes = train.take(rows), held.take(rows), codes[rows]
+        inputs, scorer = _DailyInputs.build(part, coh, part_codes, c), _DailyHeldout.build(part_held, coh, part_codes, c)
+
+        def best_alpha(p: dict, alphas: list[float], inputs=inputs, scorer=scorer) -> tuple[float, dict]:
+            scores = scorer.score(_daily_shape(inputs, p, np.asarray(alphas)))
+            k = int(np.argmax(scores))
+            return float(scores[k]), dict(p, alpha_daily=alphas[k])
 
         best = {"alpha_weekly": np.inf, "beta": 0.0, "blur": 0.0, "alpha_daily": grid[-1], "trigger_weight": 0.0,
                 "other_trigger_weight": 0.0}
-        for _ in range(2 if train.triggers.any() else 1):  # two rounds of coordinate search
-            scored = [
-                (ll(cand := dict(best, blur=blur, beta=beta, alpha_daily=a)), cand)
-                for blur in BLUR_GRID for beta in BETA_GRID for a in grid
-            ]
-            best = max(scored, key=lambda t: t[0])[1]
-            if train.triggers.any():
-                scored = [(ll(cand := dict(best, trigger_weight=w, other_trigger_weight=v, alpha_daily=a)), cand)
-                          for w in TRIGGER_GRID for v in TRIGGER_GRID for a in grid]
-                best = max(scored, key=lambda t: t[0])[1]
-        best = max(((ll(dict(best, alpha_weekly=a)), dict(best, alpha_weekly=a)) for a in [*grid, np.inf]),
-                   key=lambda t: t[0])[1]
+        has_triggers = bool(train.triggers.any())
+        for _ in range(2 if has_triggers else 1):  # two rounds of coordinate search
+            best = max((best_alpha(dict(best, blur=blur, beta=beta), grid) for blur in BLUR_GRID for beta in BETA_GRID),
+                       key=lambda t: t[0])[1]
+            if has_triggers:
+                best = max((best_alpha(dict(best, trigger_weight=w, other_trigger_weight=v), grid)
+                            for w in TRIGGER_GRID for v in TRIGGER_GRID), key=lambda t: t[0])[1]
+        every = np.arange(rows.size)
+
+        def weekly_ll(p: dict, c: int = c, part=part, part_held=part_held, part_codes=part_codes, every=every) -> float:
+            return _heldout_loglik(_person_shapes(part, coh, part_codes, c, p), part_held, every, c)
+
+        best = max((dict(best, alpha_weekly=a) for a in [*grid, np.inf]), key=weekly_ll)
         out[channel].update({k: float(v) for k, v in best.items()})
         out[channel]["alpha_weekly"] = min(out[channel]["alpha_weekly"], 1e6)  # JSON has no infinity
-        out[channel]["heldout_loglik"] = ll(best)
+        out[channel]["heldout_loglik"] = weekly_ll(best)
         out[channel]["heldout_loglik_cohort"] = _heldout_loglik(coh.weekly[part_codes, c], part_held, every, c)
     return out
 
@@ -418,7 +483,8 @@ def build_profiles(base: FeatureBase, as_of: pd.Timestamp | str, settings: Profi
     names, codes = _cohort_codes(base)
     ev = _evidence(base, None, as_of, as_of, kernel, settings.half_life_days)
     params = [shrinkage[c] for c in S.CHANNELS]
-    coh = _cohorts(ev, codes, len(names), np.array([p["cohort_strength"] for p in params]))
+    coh = _cohorts(_cohort_sums(ev, codes, len(names)), ev.corrected.sum(axis=0),
+                   np.array([p["cohort_strength"] for p in params]))
     cohort_shape, pop_shape = coh.weekly, coh.population
     shape = np.stack([_person_shapes(ev, coh, codes, c, params[c]) for c in range(2)], axis=1).astype(np.float32)
 
