@@ -88,7 +88,8 @@ def require_columns(df: pd.DataFrame, required: tuple[str, ...], path: Path) -> 
     df.columns = [str(c).strip().lower() for c in df.columns]
     missing = [c for c in required if c not in columns]
     if missing:
-        hint = "; the file may have no header row" if len(missing) == len(required) and len(df.columns) else ""
+        headerless = len(missing) == len(required) and len(df.columns) > 0  # a data row read as the header
+        hint = "; the file may have no header row" if headerless else ""
         raise DataError(
             f"{path}: missing required column {', '.join(repr(m) for m in missing)} "
             f"(found: {', '.join(map(str, df.columns)) or 'none'}{hint})"
@@ -110,7 +111,8 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     text = text.str.replace(r"\s*UTC$", "+00:00", regex=True)
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
     present = text.notna().to_numpy()
-    aware = text.astype("string[pyarrow]").str.contains(_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
+    aware = text.astype("string[pyarrow]").str.contains(_OFFSET, regex=True)  # pyarrow: a fast regex
+    aware = aware.fillna(False).to_numpy(dtype=bool)
     for group in (present & aware, present & ~aware):
         if group.any():
             parsed[group] = pd.to_datetime(text[group], utc=True, errors="coerce", format="ISO8601")
@@ -165,7 +167,20 @@ class _Rejects:
 
 
 def _blank(values: pd.Series) -> np.ndarray:
-    return (values.isna() | (values.astype("string").str.strip() == "")).to_numpy(dtype=bool)
+    """Missing or only white space; judged once per distinct value (addresses repeat a lot)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    blank = np.append(np.asarray(pd.Index(uniques).astype(str).str.strip() == "", dtype=bool), True)
+    return blank[np.where(codes < 0, len(uniques), codes)]
+
+
+def _clean_ids(values: pd.Series) -> pd.Categorical:
+    """Message ids as a categorical: stripped, blank -> missing, and cheap to join on downstream."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    cleaned = pd.Index(uniques).astype(str).str.strip()
+    cleaned = cleaned.where(cleaned != "", None)
+    cat_codes, categories = pd.factorize(pd.Series(np.asarray(cleaned, dtype=object)), use_na_sentinel=True)
+    mapped = np.append(cat_codes, -1)[np.where(codes < 0, len(cat_codes), codes)]
+    return pd.Categorical.from_codes(mapped, categories=pd.Index(categories, dtype=object))
 
 
 def validate_events(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.DataFrame:
@@ -198,8 +213,7 @@ def validate_events(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.Data
         }
     )
     if S.MESSAGE_ID in raw.columns:
-        mid = raw.loc[keep, S.MESSAGE_ID].astype("string").str.strip()
-        out[S.MESSAGE_ID] = mid.mask(mid == "").reset_index(drop=True)
+        out[S.MESSAGE_ID] = _clean_ids(raw.loc[keep, S.MESSAGE_ID].reset_index(drop=True))
     else:
         out[S.MESSAGE_ID] = pd.Series(pd.NA, index=out.index, dtype="string")
     if S.MACHINE_OPEN in raw.columns:

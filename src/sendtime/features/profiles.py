@@ -110,8 +110,8 @@ class Profiles:
 def delay_kernel(engagements: pd.DataFrame) -> np.ndarray:
     """P(an answer comes at least k hours after the send), per channel, from observed delays.
 
-    It is the weight a pending message still has k hours after it was sent: the data's own answer to
-    'an e-mail waits hours, an SMS minutes'. Without attributed engagements: no exposure is known.
+    The weight a pending message still has k hours after it was sent (it spreads a send's exposure
+    over the following hours): the data's own answer to 'an e-mail waits hours, an SMS minutes'.
     """
     kernel = np.zeros((len(S.CHANNELS), KERNEL_HOURS))
     for c in range(len(S.CHANNELS)):
@@ -123,6 +123,16 @@ def delay_kernel(engagements: pd.DataFrame) -> np.ndarray:
         hist = np.bincount(np.floor(delays).astype(int), minlength=KERNEL_HOURS).astype(float)
         kernel[c] = hist[::-1].cumsum()[::-1] / hist.sum()
     return kernel
+
+
+def response_kernel(survival: np.ndarray) -> np.ndarray:
+    """How often answers come k hours after the send (the delay density), relative to the first hour.
+
+    A send at h reaches the person's activity at h + k with this weight: sending just before they look
+    beats sending at their peak when answers mostly come in the first hours.
+    """
+    density = np.maximum(survival - np.concatenate([survival[..., 1:], np.zeros_like(survival[..., :1])], -1), 0)
+    return density / np.maximum(density[..., :1], 1e-12)
 
 
 def circular_convolve(x: np.ndarray, kernel: np.ndarray, forward: bool) -> np.ndarray:
@@ -488,8 +498,10 @@ def build_profiles(base: FeatureBase, as_of: pd.Timestamp | str, settings: Profi
     cohort_shape, pop_shape = coh.weekly, coh.population
     shape = np.stack([_person_shapes(ev, coh, codes, c, params[c]) for c in range(2)], axis=1).astype(np.float32)
 
+    reach = response_kernel(kernel)
+
     def respond(x: np.ndarray) -> np.ndarray:
-        out = np.stack([circular_convolve(x[..., c, :], kernel[c], forward=True) for c in range(2)], axis=-2)
+        out = np.stack([circular_convolve(x[..., c, :], reach[c], forward=True) for c in range(2)], axis=-2)
         return (out / out.mean(axis=-1, keepdims=True)).astype(np.float32)
 
     table, cohort_rates = _levels(base, as_of, settings, codes, len(names))

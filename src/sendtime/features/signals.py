@@ -18,6 +18,13 @@ Rules, in order:
 5. Attribution: by `message_id` when present, else the latest send to the subscriber on that channel
    within `attribution_hours` before the engagement. Exports without sends (opens only) keep their
    engagements unattributed (no delay).
+
+Split exports (the Spark engine runs `extract_signals` on one group of subscribers at a time): every
+rule above is per subscriber except three facts about the whole export, which a `SignalContext` carries
+in: whether it has sends at all (else deliveries stand in), whether it has deliveries, and the blast
+counts per channel and ten-minute bucket. An optional `row` column (the event's position in the
+export) is carried through to every output table, so that the groups' outputs can be put back in the
+order one call over the whole export gives.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from sendtime import schema as S
 from sendtime.configs.settings import SignalSettings
 
 OPEN_KIND, CLICK_KIND = 0, 1
+ROW = "row"  # optional event position, carried through to the output tables when the input has it
 _DEDUP_WINDOW = pd.Timedelta(minutes=30)
 
 
@@ -60,16 +68,43 @@ def _first_per_message(events: pd.DataFrame) -> pd.DataFrame:
     return events[keep]
 
 
+def _time_by_message(events: pd.DataFrame, sends: pd.DataFrame) -> pd.Series:
+    """Per event, the first send (or delivery) of its own message to that person on that channel, else NaT.
+
+    Keyed by (sub, channel, message_id), never the id alone: some platforms reuse one id for a whole
+    campaign, and a send-time optimised campaign reaches each person at another time. The key is packed
+    into one integer so that the lookup stays a fast hash join on exports with millions of messages.
+    """
+    out = pd.Series(pd.NaT, index=events.index, dtype="datetime64[ns, UTC]")
+    has_id = events["message_id"].notna().to_numpy()
+    sends = sends[sends["message_id"].notna().to_numpy()]
+    if sends.empty or not has_id.any():
+        return out
+    sends = sends.sort_values("at", kind="stable")
+    wanted = events[has_id]
+    texts = [sends["message_id"].to_numpy(object), wanted["message_id"].to_numpy(object)]
+    ids = pd.factorize(np.concatenate(texts))[0]
+    n_sub = int(max(sends["sub"].max(), wanted["sub"].max())) + 1
+
+    def packed(frame: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
+        key = codes.astype(np.int64) * n_sub + frame["sub"].to_numpy(np.int64)
+        return key * len(S.CHANNELS) + frame["channel"].to_numpy(np.int64)
+
+    send_key = packed(sends, ids[: len(sends)])
+    first = ~pd.Series(send_key).duplicated().to_numpy()  # sorted by time: the first send of each message
+    pos = pd.Index(send_key[first]).get_indexer(packed(wanted, ids[len(sends) :]))
+    found = pos >= 0
+    out.iloc[np.flatnonzero(has_id)[found]] = sends["at"].array[first][pos[found]]
+    return out
+
+
 def _attribute(engaged: pd.DataFrame, sends: pd.DataFrame, settings: SignalSettings) -> pd.DataFrame:
     """Attach the answered send's time: by message id first, else the latest earlier send in range."""
     engaged = engaged.copy()
     engaged["sent_at"] = pd.Series(pd.NaT, index=engaged.index, dtype="datetime64[ns, UTC]")
     if sends.empty or engaged.empty:
         return engaged
-    by_id = sends.dropna(subset=["message_id"]).drop_duplicates("message_id").set_index("message_id")["at"]
-    if len(by_id):
-        has_id = engaged["message_id"].notna()
-        engaged.loc[has_id, "sent_at"] = engaged.loc[has_id, "message_id"].map(by_id).to_numpy()
+    engaged["sent_at"] = _time_by_message(engaged, sends)
     missing = engaged["sent_at"].isna()
     if missing.any():
         left = engaged.loc[missing, ["sub", "channel", "at"]].reset_index().sort_values("at")
@@ -103,15 +138,39 @@ BLAST_MIN_SENDS = 10
 BLAST_AUDIENCE_SHARE = 0.01
 
 
-def triggered_sends(sends: pd.DataFrame) -> np.ndarray:
+@dataclass(frozen=True)
+class SignalContext:
+    """What `extract_signals` must know about the whole export when it sees one group of subscribers."""
+
+    sends_are_deliveries: bool  # the export has no sends but has deliveries: they stand in for the sends
+    has_deliveries: bool  # open delays are measured from deliveries (else from sends)
+    blast_sizes: pd.Series  # sends per (channel code, bucket start in ns since the epoch), whole export
+    audience: np.ndarray  # int [2]: distinct subscribers sent to, per channel code, whole export
+
+
+def blast_bucket_ns(at: pd.Series) -> np.ndarray:
+    """Start of each instant's ten-minute blast bucket, in ns since the epoch (what `triggered_sends` groups by)."""
+    return at.dt.floor(BLAST_BUCKET).to_numpy().view(np.int64)
+
+
+def triggered_sends(sends: pd.DataFrame, context: SignalContext | None = None) -> np.ndarray:
     """True for sends that went out on their own (journeys), False for campaign blasts.
 
     Exports rarely say which is which, but a blast is unmistakable: many recipients on one channel
     within the same ten minutes. A triggered send (browse or cart abandonment) follows the person's own
     activity, so its time is evidence of when they are around; a blast's time is only the brand's.
+    With a `context`, the counts are the whole export's (`sends` may be one group of subscribers).
     """
     if sends.empty:
         return np.zeros(0, dtype=bool)
+    if context is not None:
+        channel = sends["channel"].to_numpy(np.int64)
+        where = pd.MultiIndex.from_arrays([channel, blast_bucket_ns(sends["at"])])
+        size = context.blast_sizes.reindex(where).to_numpy()
+        if np.isnan(size.astype(float)).any():
+            raise ValueError("triggered_sends: the context has no blast count for some sends")
+        audience = np.asarray(context.audience)[channel]
+        return size < np.maximum(BLAST_MIN_SENDS, BLAST_AUDIENCE_SHARE * audience)
     bucket = sends["at"].dt.floor(BLAST_BUCKET)
     size = sends.groupby([sends["channel"], bucket])["sub"].transform("size").to_numpy()
     audience = sends.groupby("channel")["sub"].transform("nunique").to_numpy()
@@ -119,16 +178,21 @@ def triggered_sends(sends: pd.DataFrame) -> np.ndarray:
     return size < threshold
 
 
-def extract_signals(frame: pd.DataFrame, settings: SignalSettings) -> Signals:
-    """`frame`: sub, channel (index), event_type, at (UTC), message_id, machine_open."""
+def extract_signals(frame: pd.DataFrame, settings: SignalSettings, context: SignalContext | None = None) -> Signals:
+    """`frame`: sub, channel (index), event_type, at (UTC), message_id, machine_open, optionally `row`.
+
+    `context` None: the frame is the whole export. Otherwise the frame holds every event of some
+    subscribers, and the context the whole export's facts (see the module docstring).
+    """
     stats: dict[str, int] = {}
+    extra = [ROW] if ROW in frame.columns else []
     etype = frame["event_type"].to_numpy()
-    sends = frame[etype == S.SEND][["sub", "channel", "at", "message_id"]]
-    delivered = frame[etype == S.DELIVERED][["sub", "channel", "at", "message_id"]]
-    if sends.empty and not delivered.empty:
+    sends = frame[etype == S.SEND][["sub", "channel", "at", "message_id", *extra]]
+    delivered = frame[etype == S.DELIVERED][["sub", "channel", "at", "message_id", *extra]]
+    if (sends.empty and not delivered.empty) if context is None else context.sends_are_deliveries:
         sends = delivered  # some platforms export deliveries only: they are the sends we can see
     sends = sends.sort_values("at", kind="stable").reset_index(drop=True)
-    sends["triggered"] = triggered_sends(sends)
+    sends["triggered"] = triggered_sends(sends, context)
     stats["sends"] = len(sends)
     stats["triggered_sends"] = int(sends["triggered"].sum())
 
@@ -140,13 +204,11 @@ def extract_signals(frame: pd.DataFrame, settings: SignalSettings) -> Signals:
     stats["opens_raw"] = len(opens) + int(flagged.sum())
     stats["clicks_raw"] = len(clicks)
 
-    opens = _attribute(opens[["sub", "channel", "at", "message_id"]], sends, settings)
-    delivery_time = delivered if not delivered.empty else sends
+    opens = _attribute(opens[["sub", "channel", "at", "message_id", *extra]], sends, settings)
+    has_deliveries = not delivered.empty if context is None else context.has_deliveries
+    delivery_time = delivered if has_deliveries else sends
     if not delivery_time.empty and not opens.empty:
-        first_delivery = delivery_time.drop_duplicates(["message_id"]).dropna(subset=["message_id"])
-        by_id = first_delivery.set_index("message_id")["at"]
-        opens["delivered_at"] = opens["message_id"].map(by_id)
-        opens["delivered_at"] = opens["delivered_at"].fillna(opens["sent_at"])
+        opens["delivered_at"] = _time_by_message(opens, delivery_time).fillna(opens["sent_at"])
         email_delivered = delivery_time[delivery_time["channel"] == 0]
         readers = _automated_readers(opens, email_delivered, settings)
     else:
@@ -162,20 +224,21 @@ def extract_signals(frame: pd.DataFrame, settings: SignalSettings) -> Signals:
 
     n_opens, n_clicks = len(opens), len(clicks)
     opens = _first_per_message(opens)
-    clicks = _first_per_message(_attribute(clicks[["sub", "channel", "at", "message_id"]], sends, settings))
+    clicks = _first_per_message(_attribute(clicks[["sub", "channel", "at", "message_id", *extra]], sends, settings))
     stats["duplicate_opens"] = n_opens - len(opens)
     stats["duplicate_clicks"] = n_clicks - len(clicks)
 
     engaged = pd.concat(
         [opens.assign(kind=np.int8(OPEN_KIND)), clicks.assign(kind=np.int8(CLICK_KIND))], ignore_index=True
-    )[["sub", "channel", "at", "kind", "sent_at"]]
+    )[["sub", "channel", "at", "kind", "sent_at", *extra]]
     engaged["delay_h"] = (engaged["at"] - engaged["sent_at"]).dt.total_seconds() / 3600.0
     engaged = engaged.sort_values("at", kind="stable").reset_index(drop=True)
     stats["human_opens"] = int((engaged["kind"] == OPEN_KIND).sum())
     stats["clicks"] = int((engaged["kind"] == CLICK_KIND).sum())
     stats["unattributed_engagements"] = int(engaged["sent_at"].isna().sum())
 
-    optouts = frame[np.isin(etype, [S.BOUNCE, S.UNSUBSCRIBE])][["sub", "channel", "at"]].reset_index(drop=True)
+    optouts = frame[np.isin(etype, [S.BOUNCE, S.UNSUBSCRIBE])][["sub", "channel", "at", *extra]]
+    optouts = optouts.reset_index(drop=True)
     stats["optouts"] = len(optouts)
-    return Signals(sends=sends[["sub", "channel", "at", "triggered"]], engagements=engaged, optouts=optouts,
+    return Signals(sends=sends[["sub", "channel", "at", "triggered", *extra]], engagements=engaged, optouts=optouts,
                    stats=stats)
