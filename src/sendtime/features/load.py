@@ -206,7 +206,7 @@ def validate_events(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.Data
     keep = ~bad
     out = pd.DataFrame(
         {
-            S.TIMESTAMP: ts[keep].reset_index(drop=True),
+            S.TIMESTAMP: ts[keep].dt.as_unit("ns").reset_index(drop=True),
             S.CHANNEL: pd.Categorical(channel[keep], categories=list(S.CHANNELS)),
             S.EVENT_TYPE: pd.Categorical(event_type[keep], categories=list(S.EVENT_TYPES)),
             S.ADDRESS: raw.loc[keep, S.ADDRESS].astype(str).reset_index(drop=True),

@@ -70,9 +70,17 @@ def _zone_for_number(e164: str) -> str | None:
 
 
 def timezones_from_phones(e164: pd.Series) -> pd.Series:
-    """Timezone of each E.164 number's area (per distinct number); <NA> when the number does not tell."""
-    codes, uniques = pd.factorize(e164, use_na_sentinel=True)
-    zones = pd.array([_zone_for_number(str(u)) for u in uniques], dtype="string")
+    """Timezone of each E.164 number's area; <NA> when the number does not tell.
+
+    The library looks zones up by at most the first `TIMEZONE_LONGEST_PREFIX` digits, so numbers that
+    share those digits share a zone: one (slow) parse per prefix instead of per number.
+    """
+    text = e164.astype("string")
+    prefix = text.str.slice(0, 1 + phone_timezone.TIMEZONE_LONGEST_PREFIX)
+    codes, uniques = pd.factorize(prefix, use_na_sentinel=True)
+    first = pd.Series(np.arange(len(text))).groupby(codes).first()  # a representative number per prefix
+    representative = text.to_numpy(dtype=object)[first.reindex(range(len(uniques))).to_numpy()]
+    zones = pd.array([_zone_for_number(str(u)) for u in representative], dtype="string")
     return pd.Series(zones.take(codes, allow_fill=True), index=e164.index, dtype="string")
 
 

@@ -79,11 +79,11 @@ def _subscriber_addresses(data: DataFolder, default_region: str) -> pd.DataFrame
     return subs[subs[S.ADDRESS].notna()]
 
 
-def _resolve_timezones(
-    subs: pd.DataFrame, idmap: identity.IdentityMap, table: pd.DataFrame | None, engagements: pd.DataFrame,
-    settings: Settings,
-) -> pd.DataFrame:
-    """Timezone per person by precedence: own row in the subscribers table, phone, linked row, activity, default."""
+def timezone_sources(
+    subs: pd.DataFrame, idmap: identity.IdentityMap, table: pd.DataFrame | None
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Per person (by row of `subs`): timezone of their own subscribers-table row, of their phone number,
+    and of a linked row; <NA> where the source says nothing. Needs no events."""
     n = len(subs)
     table_tz = pd.Series(pd.NA, index=range(n), dtype=object)
     linked_tz = pd.Series(pd.NA, index=range(n), dtype=object)
@@ -100,16 +100,33 @@ def _resolve_timezones(
         both = other[other["sub"].isin(own["sub"])]
         linked_tz.loc[both["sub"].astype(int).to_numpy()] = both[S.TIMEZONE].to_numpy()
     phone_tz = local_time.timezones_from_phones(subs["phone"]).reset_index(drop=True)
+    return table_tz, phone_tz, linked_tz
 
+
+def known_timezones(table_tz: pd.Series, phone_tz: pd.Series, linked_tz: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(known: a source other than activity names a zone, that zone): what the activity inference learns from."""
+    return table_tz.notna() | phone_tz.notna() | linked_tz.notna(), table_tz.fillna(phone_tz).fillna(linked_tz)
+
+
+def _resolve_timezones(
+    subs: pd.DataFrame, idmap: identity.IdentityMap, table: pd.DataFrame | None, engagements: pd.DataFrame,
+    settings: Settings,
+) -> pd.DataFrame:
+    """Timezone per person by precedence: own row in the subscribers table, phone, linked row, activity, default."""
+    n = len(subs)
+    table_tz, phone_tz, linked_tz = timezone_sources(subs, idmap, table)
     activity_tz = pd.Series(pd.NA, index=range(n), dtype=object)
-    known = table_tz.notna() | phone_tz.notna() | linked_tz.notna()
+    known, known_tz = known_timezones(table_tz, phone_tz, linked_tz)
     if (~known).any() and len(engagements):
-        activity_tz = _activity_timezones(engagements, known, table_tz.fillna(phone_tz).fillna(linked_tz), settings)
-    resolved = local_time.resolve_timezones(
-        subs[S.SUBSCRIBER_ID].reset_index(drop=True), table_tz, phone_tz, linked_tz, activity_tz,
-        settings.data.default_timezone,
+        activity_tz = _activity_timezones(engagements, known, known_tz, settings)
+    return finish_timezones(subs, (table_tz, phone_tz, linked_tz, activity_tz), settings)
+
+
+def finish_timezones(subs: pd.DataFrame, sources: tuple[pd.Series, ...], settings: Settings) -> pd.DataFrame:
+    """`local_time.resolve_timezones` over the four sources (table, phone, linked, activity), in that order."""
+    return local_time.resolve_timezones(
+        subs[S.SUBSCRIBER_ID].reset_index(drop=True), *sources, settings.data.default_timezone
     )
-    return resolved
 
 
 def _activity_timezones(
@@ -122,38 +139,50 @@ def _activity_timezones(
     counts = np.zeros((n, S.HOURS_PER_WEEK))
     np.add.at(counts, (subs_arr, utc_how), 1.0)
     known_mask = known.to_numpy()
-    candidates = sorted(set(known_tz.dropna().unique()) | {settings.data.default_timezone})
+    pop = None
     if known_mask.any():
         rows = engagements[known_mask[subs_arr]]
         tz_rows = known_tz.to_numpy()[rows["sub"].to_numpy()]
         local = local_time.local_hour_of_week(rows["at"].reset_index(drop=True), pd.Series(tz_rows))
-        pop = np.bincount(local, minlength=S.HOURS_PER_WEEK).astype(float)
-    else:
-        pop = np.ones(S.HOURS_PER_WEEK)
-    pop = (pop + 1.0) / (pop + 1.0).sum()
-    reference = engagements["at"].max()
+        pop = np.bincount(local, minlength=S.HOURS_PER_WEEK)
     idx = np.flatnonzero(~known_mask)
+    return infer_activity_timezones(counts[idx], idx, pop, known_tz, engagements["at"].max(), settings)
+
+
+def infer_activity_timezones(
+    unknown_counts: np.ndarray, unknown_rows: np.ndarray, population_counts: np.ndarray | None,
+    known_tz: pd.Series, reference: pd.Timestamp, settings: Settings,
+) -> pd.Series:
+    """Activity timezones from counts alone (so partial counts summed elsewhere give the same answer).
+
+    `unknown_counts [m, 168]`: engagements per UTC hour-of-week of the people at `unknown_rows`;
+    `population_counts [168]`: engagements per local hour-of-week of the people whose zone is known
+    (None: nobody's is); `reference`: the last engagement, whose UTC offsets are compared.
+    """
+    candidates = sorted(set(known_tz.dropna().unique()) | {settings.data.default_timezone})
+    pop = np.ones(S.HOURS_PER_WEEK) if population_counts is None else np.asarray(population_counts).astype(float)
+    pop = (pop + 1.0) / (pop + 1.0).sum()
     tz, _margin = local_time.infer_timezone_from_activity(
-        counts[idx], pop, candidates, reference, settings.profiles.min_events_for_activity_tz
+        unknown_counts, pop, candidates, reference, settings.profiles.min_events_for_activity_tz
     )
-    out = pd.Series(pd.NA, index=range(n), dtype=object)
-    out.iloc[idx] = [t if t is not None else pd.NA for t in tz]
+    out = pd.Series(pd.NA, index=range(len(known_tz)), dtype=object)
+    out.iloc[unknown_rows] = [t if t is not None else pd.NA for t in tz]
     return out
 
 
-def build_feature_base(data: DataFolder, settings: Settings, progress: bool = False) -> FeatureBase:
-    """Identity, engagement signals and local time for a whole data folder."""
-    salt = settings.salt()
-    region = settings.data.default_region
-    distinct, codes, address_rejects = _distinct_addresses(data, region)
-    table = _subscriber_addresses(data, region)
-
-    pairs = [distinct.loc[distinct[S.ADDRESS].notna(), [S.CHANNEL, S.ADDRESS]]]
+def resolve_people(
+    event_pairs: pd.DataFrame, table: pd.DataFrame | None, links: pd.DataFrame | None, settings: Settings
+) -> tuple[identity.IdentityMap, pd.DataFrame]:
+    """The global identity step: people from the distinct normalised (channel, address) pairs of the
+    events, the subscribers table and the identity links; one row per person, sorted by subscriber_id,
+    with has_email, has_sms and (raw, for timezones and states only) their phone."""
+    pairs = [event_pairs[[S.CHANNEL, S.ADDRESS]]]
     if table is not None:
         pairs.append(table[[S.CHANNEL, S.ADDRESS]])
     idmap = identity.resolve_identities(
-        pd.concat(pairs, ignore_index=True), data.links, salt,
-        max_addresses_per_channel=settings.identity.max_addresses_per_channel, default_region=region,
+        pd.concat(pairs, ignore_index=True), links, settings.salt(),
+        max_addresses_per_channel=settings.identity.max_addresses_per_channel,
+        default_region=settings.data.default_region,
     )
     addr = idmap.addresses
     subscriber_ids = pd.Index(np.sort(addr[S.SUBSCRIBER_ID].unique()))
@@ -165,6 +194,42 @@ def build_feature_base(data: DataFolder, settings: Settings, progress: bool = Fa
     phones = phones.drop_duplicates("sub")
     subs["phone"] = pd.Series(pd.NA, index=subs.index, dtype=object)
     subs.loc[phones["sub"].to_numpy(), "phone"] = phones[S.ADDRESS].to_numpy()
+    return idmap, subs
+
+
+def finish_subscribers(subs: pd.DataFrame, tz: pd.DataFrame) -> pd.DataFrame:
+    """Timezone, its source and the phone's US state per person; the raw phone number is dropped here."""
+    from sendtime.serving.quiet_hours import state_for_phones  # area code -> US state, for SMS law
+
+    subs = subs.copy()
+    subs["timezone"] = tz["timezone"].to_numpy()
+    subs[S.TZ_SOURCE] = tz[S.TZ_SOURCE].to_numpy()
+    subs["phone_state"] = state_for_phones(subs["phone"]).to_numpy()
+    return subs.drop(columns=["phone"])  # raw phone numbers stop here
+
+
+def identity_stats(unusable: int, idmap: identity.IdentityMap, subs: pd.DataFrame, tz: pd.DataFrame) -> dict[str, int]:
+    return {
+        "unusable_addresses": unusable,
+        "refused_links": idmap.refused_links,
+        "unusable_links": idmap.unusable_links,
+        "subscribers": len(subs),
+        "invalid_timezones": int(tz.attrs.get("invalid_timezones", 0)),
+    }
+
+
+def address_lookup(idmap: identity.IdentityMap) -> pd.DataFrame:
+    """channel, address_hash, subscriber_id: what the service needs to find a profile (no raw address)."""
+    return idmap.addresses[[S.CHANNEL, S.ADDRESS_HASH, S.SUBSCRIBER_ID]].reset_index(drop=True)
+
+
+def build_feature_base(data: DataFolder, settings: Settings, progress: bool = False) -> FeatureBase:
+    """Identity, engagement signals and local time for a whole data folder."""
+    region = settings.data.default_region
+    distinct, codes, address_rejects = _distinct_addresses(data, region)
+    table = _subscriber_addresses(data, region)
+    idmap, subs = resolve_people(distinct[distinct[S.ADDRESS].notna()], table, data.links, settings)
+    subscriber_ids = pd.Index(subs[S.SUBSCRIBER_ID])
 
     # events -> integer subscriber per distinct address, then per row by code
     distinct_sid = idmap.subscriber_ids(distinct[S.CHANNEL], distinct[S.ADDRESS])
@@ -177,8 +242,8 @@ def build_feature_base(data: DataFolder, settings: Settings, progress: bool = Fa
             "sub": event_sub[usable].astype(np.int32),
             "channel": ev[S.CHANNEL].cat.codes.to_numpy()[usable].astype(np.int8),
             "event_type": ev[S.EVENT_TYPE].to_numpy()[usable],
-            "at": ev[S.TIMESTAMP].to_numpy()[usable],
-            "message_id": ev[S.MESSAGE_ID].to_numpy()[usable],
+            "at": ev[S.TIMESTAMP].array[usable],  # stays a datetime array: no Timestamp objects per row
+            "message_id": ev[S.MESSAGE_ID].array[usable],
             "machine_open": ev[S.MACHINE_OPEN].to_numpy()[usable],
         }
     )
@@ -186,24 +251,15 @@ def build_feature_base(data: DataFolder, settings: Settings, progress: bool = Fa
     sig = signals.extract_signals(frame, settings.signals)
 
     tz = _resolve_timezones(subs, idmap, table, sig.engagements, settings)
-    subs["timezone"] = tz["timezone"].to_numpy()
-    subs[S.TZ_SOURCE] = tz[S.TZ_SOURCE].to_numpy()
-    from sendtime.serving.quiet_hours import state_for_phones  # area code -> US state, for SMS law
-
-    subs["phone_state"] = state_for_phones(subs["phone"]).to_numpy()
-    subs = subs.drop(columns=["phone"])  # raw phone numbers stop here
+    subs = finish_subscribers(subs, tz)
 
     tz_of = subs["timezone"].to_numpy()
     for table_ in (sig.sends, sig.engagements):
         table_["how"] = local_time.local_hour_of_week(table_["at"], pd.Series(tz_of[table_["sub"].to_numpy()]))
 
     stats = dict(sig.stats)
-    stats["unusable_addresses"] = int((~usable).sum())
-    stats["refused_links"] = idmap.refused_links
-    stats["unusable_links"] = idmap.unusable_links
-    stats["subscribers"] = len(subs)
-    stats["invalid_timezones"] = int(tz.attrs.get("invalid_timezones", 0))
-    lookup = addr[[S.CHANNEL, S.ADDRESS_HASH, S.SUBSCRIBER_ID]].reset_index(drop=True)
+    stats.update(identity_stats(int((~usable).sum()), idmap, subs, tz))
+    lookup = address_lookup(idmap)
     return FeatureBase(
         subscribers=subs,
         addresses=lookup,

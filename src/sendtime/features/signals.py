@@ -82,8 +82,7 @@ def _time_by_message(events: pd.DataFrame, sends: pd.DataFrame) -> pd.Series:
         return out
     sends = sends.sort_values("at", kind="stable")
     wanted = events[has_id]
-    texts = [sends["message_id"].to_numpy(object), wanted["message_id"].to_numpy(object)]
-    ids = pd.factorize(np.concatenate(texts))[0]
+    ids = _message_codes(sends["message_id"], wanted["message_id"])
     n_sub = int(max(sends["sub"].max(), wanted["sub"].max())) + 1
 
     def packed(frame: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
@@ -94,8 +93,17 @@ def _time_by_message(events: pd.DataFrame, sends: pd.DataFrame) -> pd.Series:
     first = ~pd.Series(send_key).duplicated().to_numpy()  # sorted by time: the first send of each message
     pos = pd.Index(send_key[first]).get_indexer(packed(wanted, ids[len(sends) :]))
     found = pos >= 0
-    out.iloc[np.flatnonzero(has_id)[found]] = sends["at"].array[first][pos[found]]
-    return out
+    ns = np.full(len(events), np.iinfo(np.int64).min, dtype=np.int64)  # int64 nanoseconds; min is NaT
+    ns[np.flatnonzero(has_id)[found]] = sends["at"].array.as_unit("ns").asi8[first][pos[found]]
+    return pd.Series(pd.to_datetime(ns, utc=True), index=events.index)
+
+
+def _message_codes(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """Integer codes for the ids of a and b together; categoricals of one vocabulary need no re-hashing."""
+    if (isinstance(a.dtype, pd.CategoricalDtype) and isinstance(b.dtype, pd.CategoricalDtype)
+            and a.cat.categories.equals(b.cat.categories)):
+        return np.concatenate([a.cat.codes.to_numpy(np.int64), b.cat.codes.to_numpy(np.int64)])
+    return pd.factorize(np.concatenate([a.to_numpy(object), b.to_numpy(object)]))[0]
 
 
 def _attribute(engaged: pd.DataFrame, sends: pd.DataFrame, settings: SignalSettings) -> pd.DataFrame:
