@@ -7,6 +7,7 @@ UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed
 export SENDTIME_HOME ?= $(CURDIR)/.sendtime
 export MLFLOW_ENABLE_TELEMETRY := false
+export OMP_WAIT_POLICY := PASSIVE
 export DO_NOT_TRACK := true
 DEMO := $(SENDTIME_HOME)/demo
 

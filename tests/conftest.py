@@ -10,6 +10,7 @@ import pytest
 
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before anything imports lightgbm: no spinning threads
 
 
 @pytest.fixture(scope="session")

@@ -147,7 +147,8 @@ def circular_convolve(x: np.ndarray, kernel: np.ndarray, forward: bool) -> np.nd
 # ------------------------------------------------------------------------------------------- counting
 def _counts(sub: np.ndarray, channel: np.ndarray, how: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
     flat = (sub.astype(np.int64) * 2 + channel) * H + how
-    return np.bincount(flat, weights=weight, minlength=n * 2 * H).reshape(n, 2, H)
+    counts = np.bincount(flat, weights=np.asarray(weight, dtype=float), minlength=n * 2 * H)
+    return counts.astype(float).reshape(n, 2, H)  # an empty history must still give float counts
 
 
 def _age_weight(at: pd.Series, as_of: pd.Timestamp, half_life_days: float) -> np.ndarray:
@@ -249,10 +250,27 @@ class _Cohorts:
     population: np.ndarray  # [2, 168]
 
 
-def _cohort_sums(ev: _Evidence, codes: np.ndarray, n_cohorts: int) -> np.ndarray:
+def _group_sum(x: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum the rows of x [n, 2, H] per group: [n_groups, 2, H]."""
     flat = codes.astype(np.int64)
-    return np.stack([np.stack([np.bincount(flat, weights=ev.corrected[:, c, h], minlength=n_cohorts)
-                               for h in range(H)], axis=-1) for c in range(2)], axis=1)
+    return np.stack([np.stack([np.bincount(flat, weights=x[:, c, h], minlength=n_groups) for h in range(H)], axis=-1)
+                     for c in range(2)], axis=1)
+
+
+def _pooled_corrected(counts: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """A group's engagement counts corrected by the group's *total* exposure (ratio of sums), rescaled to
+    the group's engagement count. Summing people's own ratios instead would let every rarely-exposed
+    hour of every person add a spike; pooled, the exposure is dense and the ratio stable."""
+    ratio = counts / np.maximum(exposure, 1e-12)
+    return _normalise(ratio) * counts.sum(axis=-1, keepdims=True)
+
+
+def _cohort_sums(ev: _Evidence, codes: np.ndarray, n_cohorts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exposure-corrected engagement counts per cohort [k, 2, H] and for the population [2, H]."""
+    counts = _group_sum(ev.hourly, codes, n_cohorts)
+    exposure = _group_sum(ev.exposure, codes, n_cohorts)
+    population = _pooled_corrected(counts.sum(axis=0), exposure.sum(axis=0))
+    return _pooled_corrected(counts, exposure), population
 
 
 def _cohorts(sums: np.ndarray, pop_counts: np.ndarray, strength: np.ndarray) -> _Cohorts:
@@ -260,8 +278,19 @@ def _cohorts(sums: np.ndarray, pop_counts: np.ndarray, strength: np.ndarray) -> 
     pop = _normalise(pop_counts + 1e-3)  # [2, H]
     weekly = _normalise(sums + np.asarray(strength)[None, :, None] * pop[None])
     daily = _daily(weekly)
-    modulation = weekly / np.maximum(_weekly(daily) / 7.0, 1e-12)
-    return _Cohorts(weekly, daily, modulation, pop)
+    return _Cohorts(weekly, daily, _day_type_modulation(weekly, daily), pop)
+
+
+def _day_type_modulation(weekly: np.ndarray, daily: np.ndarray) -> np.ndarray:
+    """How a weekday's and a weekend day's hours differ from the average day, pooled over the five
+    weekdays and the two weekend days: people shift their habits on weekends, but one cohort hour of
+    the week is too little data to say more than that."""
+    days = weekly.reshape(*weekly.shape[:-1], 7, 24)
+    average = np.maximum(daily / 7.0, 1e-12)[..., None, :]
+    weekday = days[..., :5, :].mean(axis=-2, keepdims=True) / average
+    weekend = days[..., 5:, :].mean(axis=-2, keepdims=True) / average
+    per_day = np.concatenate([np.repeat(weekday, 5, axis=-2), np.repeat(weekend, 2, axis=-2)], axis=-2)
+    return per_day.reshape(weekly.shape)
 
 
 @dataclass
@@ -362,7 +391,7 @@ def choose_shrinkage(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSe
     held = _evidence(base, cut, as_of, as_of, kernel, None)
     names, codes = _cohort_codes(base)
     grid = [float(g) for g in settings.shrinkage_grid]
-    sums, pop_counts = _cohort_sums(train, codes, len(names)), train.corrected.sum(axis=0)
+    sums, pop_counts = _cohort_sums(train, codes, len(names))
     out: dict[str, dict[str, float]] = {}
     cohort_strength = np.zeros(2)
     rng = np.random.default_rng(0)
@@ -493,8 +522,7 @@ def build_profiles(base: FeatureBase, as_of: pd.Timestamp | str, settings: Profi
     names, codes = _cohort_codes(base)
     ev = _evidence(base, None, as_of, as_of, kernel, settings.half_life_days)
     params = [shrinkage[c] for c in S.CHANNELS]
-    coh = _cohorts(_cohort_sums(ev, codes, len(names)), ev.corrected.sum(axis=0),
-                   np.array([p["cohort_strength"] for p in params]))
+    coh = _cohorts(*_cohort_sums(ev, codes, len(names)), np.array([p["cohort_strength"] for p in params]))
     cohort_shape, pop_shape = coh.weekly, coh.population
     shape = np.stack([_person_shapes(ev, coh, codes, c, params[c]) for c in range(2)], axis=1).astype(np.float32)
 

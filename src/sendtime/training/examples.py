@@ -100,14 +100,35 @@ def boundaries(base: FeatureBase, settings: Settings) -> dict[str, pd.Timestamp]
     return {"start": start, "first_snapshot": first, "validation": val_start, "test": test_start, "end": end}
 
 
+def apply_shrinkage_overrides(shrinkage: dict[str, dict[str, float]],
+                              overrides: dict[str, dict[str, float]] | None) -> dict[str, dict[str, float]]:
+    """`profiles.shrinkage_overrides` (e.g. written by `sendtime tune`) replace chosen strengths per channel.
+
+    Only the keys given change; the rest keep the held-out choice. Unknown channels or keys fail early.
+    """
+    if not overrides:
+        return shrinkage
+    out = {channel: dict(values) for channel, values in shrinkage.items()}
+    for channel, values in overrides.items():
+        if channel not in out:
+            raise ValueError(f"profiles.shrinkage_overrides: unknown channel {channel!r} (expected one of {list(out)})")
+        unknown = sorted(set(values) - set(out[channel]))
+        if unknown:
+            raise ValueError(f"profiles.shrinkage_overrides.{channel}: unknown keys {unknown} "
+                             f"(expected some of {sorted(out[channel])})")
+        out[channel].update({k: float(v) for k, v in values.items()})
+    return out
+
+
 def build_examples(base: FeatureBase, settings: Settings, shrinkage: dict | None = None,
                    progress: bool = False) -> Examples:
     """Training snapshots every 7 days before validation; validation and test each as of their start."""
     t = settings.training
     b = boundaries(base, settings)
     kind = SEND_RESPONSE if base.has_sends else ACTIVITY
-    if shrinkage is None:
-        shrinkage = build_profiles(base, b["validation"], settings.profiles).shrinkage
+    if shrinkage is None:  # chosen on the weeks before validation, then any configured overrides
+        shrinkage = apply_shrinkage_overrides(build_profiles(base, b["validation"], settings.profiles).shrinkage,
+                                              settings.profiles.shrinkage_overrides)
 
     def split(name: str, start: pd.Timestamp, end: pd.Timestamp, seed: int) -> tuple[Profiles, pd.DataFrame, np.ndarray]:
         profiles = build_profiles(base, start, settings.profiles, shrinkage)

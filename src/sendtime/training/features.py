@@ -18,12 +18,12 @@ from sendtime.features.profiles import Profiles
 
 H = S.HOURS_PER_WEEK
 FEATURES = [
-    "channel", "response", "response_rank", "response_vs_best", "activity",
-    "activity_next3", "activity_prev2", "cohort_response", "click_rate",
-    "engage_rate", "other_click_rate", "other_engage_rate", "sends_per_week", "clicks_per_week",
-    "engagements_per_week", "other_engagements_per_week", "recency_days", "recency_any_days", "last_engaged_here", "data_weight",
-    "timezone_known", "has_both", "rate_x_response", "engage_rate_x_response", "own_engagements_this_hour",
-    "own_engagements_near_hour",
+    # the person's level, per channel: how much they engage, how recently, how much we know
+    "channel", "click_rate", "engage_rate", "other_click_rate", "other_engage_rate", "sends_per_week",
+    "clicks_per_week", "engagements_per_week", "other_engagements_per_week", "recency_days", "recency_any_days",
+    "last_engaged_here", "data_weight", "timezone_known", "has_both",
+    # the candidate hour, only through the profile's response there (so hours are ranked as it ranks them)
+    "response", "response_rank", "response_vs_best", "rate_x_response", "engage_rate_x_response",
 ]
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
 # Every feature that varies with the candidate hour is monotone increasing: across one person's hours

@@ -23,6 +23,8 @@ from sendtime.training.features import FEATURES
 
 log = logging.getLogger(__name__)
 
+SMS_BUDGET_SHARE = 0.3  # capture is also reported with SMS allowed for at most this share of the audience
+
 
 @dataclass
 class TrainResult:
@@ -81,10 +83,24 @@ def capture_figures(booster, ex: examples.Examples, base: FeatureBase, fitted: d
             grid[:, c] = b.predict_grid(scores, rates[np.maximum(rows, 0), c][:, None])
         plans[name] = grid
     out = {}
-    for label, share in (("", None),):
+    for label, share in (("", None), (f"budget{round(100 * SMS_BUDGET_SHARE)}_", SMS_BUDGET_SHARE)):
         rep = capture.capture_report(predictor, gt, start, 24, plans, sms_share=share)
         out.update({f"{label}{k}": v for k, v in rep.items()})
     return out
+
+
+def offline_report(booster, ex: examples.Examples, base: FeatureBase, gt: capture.GroundTruth | None,
+                   settings: Settings) -> tuple[dict, dict, dict[str, float]]:
+    """Test metrics of the model and every baseline, plus capture where there is ground truth.
+
+    Returns (per-method metrics, calibration curves, the flat metric dict logged to MLflow). Shared by
+    `sendtime train` and `sendtime evaluate`, so that both report exactly the same numbers.
+    """
+    results, curves, extra = evaluate_split(booster, ex, base)
+    flat = {f"{m}_{k}" if m != "model" else k: v for m, r in results.items() for k, v in r.items()}
+    if gt is not None:
+        flat.update(capture_figures(booster, ex, base, extra["fitted"], extra["grids_test"], gt, settings))
+    return results, curves, flat
 
 
 def train(data_dir: str | Path, settings: Settings, config_path: str | None = None, progress: bool = True,
@@ -92,9 +108,9 @@ def train(data_dir: str | Path, settings: Settings, config_path: str | None = No
     import mlflow
 
     t0 = time.perf_counter()
-    registry.configure_mlflow(settings.training.experiment)
-    data = load_folder(data_dir, settings.data)
+    data = load_folder(data_dir, settings.data)  # bad data fails before any state is created
     echo(data.summary())
+    registry.configure_mlflow(settings.training.experiment)
     base = build_feature_base(data, settings, progress=progress)
     echo(f"features: {len(base.subscribers):,} subscribers, {len(base.sends):,} sends, "
          f"{len(base.engagements):,} human engagements ({base.stats.get('automated_readers', 0):,} automated readers)")
@@ -105,7 +121,8 @@ def train(data_dir: str | Path, settings: Settings, config_path: str | None = No
     booster = model.refit(np.concatenate([ex.train.X, ex.validation.X]), np.concatenate([ex.train.y, ex.validation.y]),
                           settings.training, early.best_iteration or early.current_iteration())
     booster.best_iteration = early.best_iteration
-    results, curves, extra = evaluate_split(booster, ex, base)
+    gt = capture.GroundTruth.load(data_dir)
+    results, curves, flat = offline_report(booster, ex, base, gt, settings)
 
     name = settings.training.registered_model
     champ_version = registry.champion_version(name)
@@ -117,7 +134,6 @@ def train(data_dir: str | Path, settings: Settings, config_path: str | None = No
             echo(f"warning: could not score champion v{champ_version} on this test set ({exc}); treating as absent")
 
     final = build_profiles(base, base.span[1] + pd.Timedelta(seconds=1), settings.profiles, ex.shrinkage)
-    gt = capture.GroundTruth.load(data_dir)
     with mlflow.start_run(run_name=f"train-{ex.kind}") as run:
         out = registry.temp_dir()
         mlflow.log_params({"kind": ex.kind, "config": config_path or "defaults", "data": str(Path(data_dir).resolve()),
@@ -128,14 +144,10 @@ def train(data_dir: str | Path, settings: Settings, config_path: str | None = No
         mlflow.log_dict({"fingerprint": fingerprint(data), "boundaries": ex.boundaries, "stats": base.stats,
                          "shrinkage": ex.shrinkage}, "data.json")
         mlflow.set_tags({"kind": ex.kind, "data_sha256": fingerprint(data)["sha256"]})
-        flat = {f"{m}_{k}" if m != "model" else k: v for m, r in results.items() for k, v in r.items()}
-        if gt is not None:
-            cap = capture_figures(booster, ex, base, extra["fitted"], extra["grids_test"], gt, settings)
-            flat.update(cap)
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
-        _log_plots(out, curves, results, flat, final, booster, gt is not None)
+        log_plots(out, curves, results, flat, final, booster, gt is not None)
         final.save(out / registry.SNAPSHOT_ARTIFACT)
         mlflow.log_artifacts(str(out / registry.SNAPSHOT_ARTIFACT), registry.SNAPSHOT_ARTIFACT)
         version = registry.log_and_register(
@@ -151,7 +163,7 @@ def train(data_dir: str | Path, settings: Settings, config_path: str | None = No
     return TrainResult(run.info.run_id, version, promoted, ex.kind, flat, champ_loss)
 
 
-def _log_plots(out: Path, curves: dict, results: dict, flat: dict, final: Profiles, booster, has_gt: bool) -> None:
+def log_plots(out: Path, curves: dict, results: dict, flat: dict, final: Profiles, booster, has_gt: bool) -> None:
     import mlflow
 
     figs = out / "plots"

@@ -29,12 +29,13 @@ def configure_mlflow(experiment: str) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "true")
     import mlflow
 
+    external = bool(os.environ.get("MLFLOW_TRACKING_URI"))  # decided before set_tracking_uri sets that variable
     home.ensure_home()
     mlflow.set_tracking_uri(home.tracking_uri())
     mlflow.set_registry_uri(home.tracking_uri())
     if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=None if os.environ.get("MLFLOW_TRACKING_URI")
-                                 else home.artifact_root())
+        # our own store keeps artifacts under SENDTIME_HOME; another server decides for itself
+        mlflow.create_experiment(experiment, artifact_location=None if external else home.artifact_root())
     mlflow.set_experiment(experiment)
 
 
@@ -57,7 +58,7 @@ def champion_version(model_name: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return client().get_model_version_by_alias(model_name, CHAMPION).version
+        return str(client().get_model_version_by_alias(model_name, CHAMPION).version)
     except MlflowException:
         return None
 

@@ -1,0 +1,322 @@
+"""`sendtime tune`: Optuna search over LightGBM parameters and profile shrinkage, judged on validation weeks.
+
+- The objective is the early-stopped model's log loss on the time-ordered validation weeks; the test
+  weeks are never looked at, so `sendtime train` and `sendtime evaluate` still report honest numbers.
+- TPE sampler; a median pruner fed every boosting round by `LightGBMPruningCallback` (validation
+  `binary_logloss`) stops hopeless trials early.
+- The study is stored in SQLite under SENDTIME_HOME (`home.optuna_storage()`): running again with the
+  same `--study` resumes it and adds N more trials (on the same data: the study keeps the data's
+  fingerprint). A new study starts with the given settings as its first trial, so the best found is
+  never worse than where the search started.
+- Each invocation is one MLflow parent run; each trial a nested run (params, validation log loss,
+  best iteration, state).
+- Profile shrinkage is tuned with the model: per channel, a multiplier on the chosen daily and weekly
+  Dirichlet strengths (`alpha_daily`, `alpha_weekly`). The FeatureBase is built once and examples are
+  rebuilt only for a shrinkage choice not seen recently (a small cache of feature matrices).
+
+At the end the best trial is written as a YAML config for `sendtime train --config`: the given settings'
+departures from the defaults plus the tuned `training.lgbm`, `training.num_boost_round` and
+`profiles.shrinkage_overrides`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from sendtime import home
+from sendtime import schema as S
+from sendtime.configs.settings import Settings
+from sendtime.features.load import load_folder
+from sendtime.features.prepare import FeatureBase, build_feature_base
+from sendtime.training import examples, model, registry
+from sendtime.training.pipeline import fingerprint
+
+PRUNING_METRIC = "binary_logloss"
+VALID_NAME = "validation"  # the name model.fit gives its validation set (valid_names)
+ALPHA_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+SCALED_STRENGTHS = ("alpha_daily", "alpha_weekly")
+POOLED = 1e6  # profiles write an infinite strength (the prior alone) as this number
+EXAMPLE_CACHE = 4  # feature matrices kept per distinct shrinkage choice (each is a full copy of the examples)
+# name: (low, high, log scale, integer); the given settings' value is clipped into the range for the first trial
+LGBM_SPACE = {
+    "learning_rate": (0.01, 0.2, True, False),
+    "num_leaves": (7, 127, True, True),
+    "min_data_in_leaf": (10, 400, True, True),
+    "feature_fraction": (0.5, 1.0, False, False),
+    "bagging_fraction": (0.5, 1.0, False, False),
+    "lambda_l2": (1e-3, 30.0, True, False),
+}
+
+
+@dataclass
+class TuneResult:
+    study_name: str
+    storage: str
+    trials: int  # trials in the study after this run, all states
+    best_value: float
+    best_trial: int
+    best_params: dict
+    out_config: Path
+    run_id: str
+
+
+def suggest(trial) -> tuple[dict, dict[str, float]]:
+    """One point of the search space: LightGBM parameters and a shrinkage multiplier per channel."""
+    lgbm = {}
+    for name, (low, high, log, integer) in LGBM_SPACE.items():
+        suggest_ = trial.suggest_int if integer else trial.suggest_float
+        lgbm[name] = suggest_(name, low, high, log=log)
+    scales = {c: float(trial.suggest_categorical(f"{c}_alpha_scale", ALPHA_SCALES)) for c in S.CHANNELS}
+    return lgbm, scales
+
+
+def shrinkage_overrides(
+    base_shrinkage: dict[str, dict[str, float]], scales: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    """The strengths that change: scaled daily and weekly strengths of each channel whose scale is not 1.
+
+    A strength at POOLED stands for infinity (fully pooled toward the prior): scaling it means nothing.
+    """
+    out = {}
+    for c, s in scales.items():
+        changed = {
+            k: float(base_shrinkage[c][k]) * s for k in SCALED_STRENGTHS if base_shrinkage[c][k] < POOLED
+        }
+        if s != 1.0 and changed:
+            out[c] = changed
+    return out
+
+
+def starting_params(settings: Settings) -> dict:
+    """The given settings as a point of the search space (the first trial of a new study)."""
+    lgbm = settings.training.lgbm
+    out: dict = {}
+    for name, (low, high, _log, integer) in LGBM_SPACE.items():
+        value = float(np.clip(lgbm.get(name, np.sqrt(low * high)), low, high))
+        out[name] = int(round(value)) if integer else value
+    out.update({f"{c}_alpha_scale": 1.0 for c in S.CHANNELS})
+    return out
+
+
+class _ExampleCache:
+    """Feature matrices per shrinkage choice; the FeatureBase is shared, examples rebuilt only on a miss."""
+
+    def __init__(self, base: FeatureBase, settings: Settings, echo) -> None:
+        self.base, self.settings, self.echo = base, settings, echo
+        first = examples.build_examples(base, settings)
+        self.kind = first.kind
+        self.base_shrinkage = first.shrinkage  # the held-out choice plus any configured overrides
+        self._items: OrderedDict = OrderedDict()
+        self._put((1.0,) * len(S.CHANNELS), first)
+
+    def _put(self, key: tuple, ex: examples.Examples) -> tuple:
+        item = (ex.train.X, ex.train.y, ex.validation.X, ex.validation.y)
+        self._items[key] = item
+        while len(self._items) > EXAMPLE_CACHE:
+            self._items.popitem(last=False)
+        return item
+
+    def get(self, scales: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        key = tuple(scales[c] for c in S.CHANNELS)
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        t0 = time.perf_counter()
+        shrinkage = examples.apply_shrinkage_overrides(
+            self.base_shrinkage, shrinkage_overrides(self.base_shrinkage, scales)
+        )
+        ex = examples.build_examples(self.base, self.settings, shrinkage=shrinkage)
+        self.echo(
+            f"  examples rebuilt for alpha scales {', '.join(f'{c} x{s:g}' for c, s in scales.items())} "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
+        return self._put(key, ex)
+
+
+def tuned_config(
+    settings: Settings,
+    best_params: dict,
+    best_iteration: int | None,
+    base_shrinkage: dict[str, dict[str, float]],
+) -> dict:
+    """YAML content for `sendtime train --config`: the settings' departures from the defaults + the best trial."""
+    current = settings.model_dump(mode="json")
+    defaults = Settings().model_dump(mode="json")
+    out: dict = {}
+    for section, values in current.items():
+        changed = {k: v for k, v in values.items() if v != defaults[section].get(k)}
+        if changed:
+            out[section] = changed
+    training = out.setdefault("training", {})
+    # a dict field is replaced as a whole when given, so the whole LightGBM dict is written
+    training["lgbm"] = {**settings.training.lgbm, **{k: best_params[k] for k in LGBM_SPACE}}
+    if best_iteration:
+        # the rounds the best trial needed: train early-stops at the same round, without running further
+        cap = settings.training.num_boost_round
+        training["num_boost_round"] = int(min(cap, best_iteration + settings.training.early_stopping_rounds))
+    scales = {c: float(best_params[f"{c}_alpha_scale"]) for c in S.CHANNELS}
+    overrides = {c: dict(v) for c, v in (settings.profiles.shrinkage_overrides or {}).items()}
+    for channel, values in shrinkage_overrides(base_shrinkage, scales).items():
+        overrides.setdefault(channel, {}).update(values)
+    if overrides:
+        out.setdefault("profiles", {})["shrinkage_overrides"] = overrides
+    return out
+
+
+def tune(
+    data_dir: str | Path,
+    trials: int,
+    settings: Settings,
+    config_path: str | None = None,
+    out_config: str | Path = "configs/tuned.yaml",
+    study_name: str = "sendtime",
+    progress: bool = True,
+    echo=print,
+) -> TuneResult:
+    import mlflow
+    import optuna
+    from optuna_integration import LightGBMPruningCallback
+
+    if trials < 1:
+        raise ValueError(f"--trials must be at least 1 (got {trials})")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    registry.configure_mlflow(settings.training.experiment)
+    storage = home.optuna_storage()
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        direction="minimize",
+        load_if_exists=True,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20),
+    )
+    already = len(study.trials)
+    # a resumed study gets a fresh seed, so its random start-up trials do not repeat the earlier ones
+    study.sampler = optuna.samplers.TPESampler(seed=already)
+    if already == 0:
+        study.enqueue_trial(starting_params(settings))
+    echo(f"study '{study_name}' in {storage}: {already} earlier trials; running {trials} more")
+
+    data = load_folder(data_dir, settings.data)
+    sha = fingerprint(data)["sha256"]
+    if study.user_attrs.setdefault("data_sha256", sha) != sha:  # trial values compare only on the same data
+        raise ValueError(
+            f"study '{study_name}' was run on other data (fingerprint {study.user_attrs['data_sha256']}, this "
+            f"folder {sha}): pass another --study name"
+        )
+    study.set_user_attr("data_sha256", sha)
+    base = build_feature_base(data, settings, progress=progress)
+    cache = _ExampleCache(base, settings, echo)
+    echo(
+        f"features: {len(base.subscribers):,} subscribers; examples ({cache.kind}) built once per shrinkage choice"
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        lgbm, scales = suggest(trial)
+        X_train, y_train, X_val, y_val = cache.get(scales)
+        pruned = None
+        with mlflow.start_run(run_name=f"{study_name}-trial-{trial.number}", nested=True):
+            mlflow.set_tags(
+                {"sendtime.command": "tune-trial", "study": study_name, "trial": str(trial.number)}
+            )
+            mlflow.log_params(
+                {
+                    **{f"lgbm_{k}": v for k, v in lgbm.items()},
+                    **{f"{c}_alpha_scale": s for c, s in scales.items()},
+                }
+            )
+            try:
+                booster = model.fit(
+                    X_train,
+                    y_train,
+                    X_val,
+                    y_val,
+                    settings.training,
+                    params={**lgbm, "metric": PRUNING_METRIC},
+                    callbacks=[LightGBMPruningCallback(trial, PRUNING_METRIC, valid_name=VALID_NAME)],
+                )
+            except optuna.TrialPruned as exc:
+                pruned = exc
+                mlflow.set_tag("state", "pruned")
+            else:
+                value = float(booster.best_score[VALID_NAME][PRUNING_METRIC])
+                best_iteration = int(booster.best_iteration or booster.current_iteration())
+                trial.set_user_attr("best_iteration", best_iteration)
+                mlflow.log_metrics({"validation_log_loss": value, "best_iteration": best_iteration})
+                mlflow.set_tag("state", "complete")
+        if pruned is not None:
+            raise pruned
+        return value
+
+    def report(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        if frozen.state == optuna.trial.TrialState.PRUNED:
+            line = f"trial {frozen.number}: pruned after {(frozen.last_step or 0) + 1} rounds"
+        else:
+            line = f"trial {frozen.number}: validation log loss {frozen.value:.5f}"
+        with contextlib.suppress(ValueError):  # no completed trial yet
+            line += f"; best {study.best_value:.5f} (trial {study.best_trial.number})"
+        echo(line)
+
+    with mlflow.start_run(run_name=f"tune-{study_name}") as parent:
+        mlflow.set_tags({"sendtime.command": "tune", "study": study_name, "optuna_storage": storage})
+        mlflow.log_params(
+            {
+                "data": str(Path(data_dir).resolve()),
+                "config": config_path or "defaults",
+                "trials_requested": trials,
+                "trials_before": already,
+                "kind": cache.kind,
+            }
+        )
+        study.optimize(objective, n_trials=trials, callbacks=[report], gc_after_trial=False)
+        try:
+            best = study.best_trial
+        except ValueError as exc:
+            raise ValueError(f"study '{study_name}' has no completed trial (all pruned or failed)") from exc
+        content = tuned_config(
+            settings, best.params, best.user_attrs.get("best_iteration"), cache.base_shrinkage
+        )
+        out_path = Path(out_config)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        header = (
+            f"# written by `sendtime tune` at {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC: study "
+            f"'{study_name}', best trial {best.number} of {len(study.trials)},\n# validation log loss "
+            f"{best.value:.6f}. Use with: sendtime train --data DIR --config {out_path}\n"
+        )
+        out_path.write_text(header + yaml.safe_dump(content, sort_keys=False))
+        mlflow.log_metrics({"best_validation_log_loss": float(best.value), "trials_total": len(study.trials)})
+        mlflow.set_tags({"best_trial": str(best.number)})
+        mlflow.log_artifact(str(out_path))
+    echo(
+        f"best validation log loss {best.value:.5f} (trial {best.number} of {len(study.trials)} in study "
+        f"'{study_name}'); wrote {out_path}"
+    )
+    return TuneResult(
+        study_name,
+        storage,
+        len(study.trials),
+        float(best.value),
+        best.number,
+        dict(best.params),
+        out_path,
+        parent.info.run_id,
+    )
+
+
+def run_tune(
+    data: str | Path,
+    trials: int,
+    settings: Settings,
+    config_path: str | None = None,
+    out_config: str | Path = "configs/tuned.yaml",
+    study_name: str = "sendtime",
+) -> int:
+    tune(data, trials, settings, config_path=config_path, out_config=out_config, study_name=study_name)
+    return 0
