@@ -32,7 +32,7 @@ demo: setup ## simulate a world, train, schedule a demo campaign, print where to
 	$(PY) -m sendtime.experiments.demo audience --data $(DEMO)/data --out $(DEMO)/audience.csv
 	read START END <<< "$$($(PY) -m sendtime.experiments.demo window --data $(DEMO)/data)" && \
 	$(VENV)/bin/sendtime schedule --audience $(DEMO)/audience.csv --start $$START --end $$END \
-		--out $(DEMO)/plan.csv --max-sms 300 --max-per-hour email=250
+		--out $(DEMO)/plan.csv --max-sms 300 --max-per-hour email=60
 	$(PY) -m sendtime.experiments.demo summary --plan $(DEMO)/plan.csv
 
 test: setup ## the test suite CI runs (unit, integration, Spark parity; not the slow ones)

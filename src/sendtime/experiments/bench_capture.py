@@ -5,14 +5,14 @@ baselines, per seed and size, each measured in the same `sendtime train` run.
 
 Capture is the share of the oracle's gain over a campaign-time send that a plan wins, on a 24 h
 campaign window after the test start; "budget" is the same with SMS for at most 30% of the audience.
-Every world and every training run is fresh (a temporary SENDTIME_HOME per run).
+Every training run gets a fresh store of its own (`<cache>/home-<size>-<days>-<seed>`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import tempfile
+import shutil
 import time
 from pathlib import Path
 
@@ -29,11 +29,12 @@ def run_one(seed: int, subscribers: int, days: int, cache: Path) -> dict:
     world = cache / f"world-{subscribers}-{days}-{seed}"
     if not (world / "events.parquet").exists():
         simulate(world, subscribers=subscribers, days=days, seed=seed)
-    with tempfile.TemporaryDirectory() as home:
-        os.environ["SENDTIME_HOME"] = home
-        t0 = time.perf_counter()
-        result = train(world, load_settings(), progress=False, echo=lambda *_: None)
-        seconds = time.perf_counter() - t0
+    home = cache / f"home-{subscribers}-{days}-{seed}"  # one store per run, kept for a look in the MLflow UI
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ["SENDTIME_HOME"] = str(home)
+    t0 = time.perf_counter()
+    result = train(world, load_settings(), progress=False, echo=lambda *_: None)
+    seconds = time.perf_counter() - t0
     m = result.metrics
     row = {"seed": seed, "subscribers": subscribers, "days": days, "train_s": seconds,
            "capture": m["model_capture"], "capture_budget30": m["budget30_model_capture"],

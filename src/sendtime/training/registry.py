@@ -8,6 +8,7 @@ Serving loads the version the alias points to and pins it, reporting that number
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -29,10 +30,14 @@ def configure_mlflow(experiment: str) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "true")
     import mlflow
 
+    for noisy in ("mlflow", "alembic"):  # store migrations and registry chatter are not the user's business
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     external = bool(os.environ.get("MLFLOW_TRACKING_URI"))  # decided before set_tracking_uri sets that variable
     home.ensure_home()
     mlflow.set_tracking_uri(home.tracking_uri())
     mlflow.set_registry_uri(home.tracking_uri())
+    if not external:  # set_tracking_uri exports the variable; a later SENDTIME_HOME must still win
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     if mlflow.get_experiment_by_name(experiment) is None:
         # our own store keeps artifacts under SENDTIME_HOME; another server decides for itself
         mlflow.create_experiment(experiment, artifact_location=None if external else home.artifact_root())
