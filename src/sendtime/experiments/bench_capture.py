@@ -48,6 +48,7 @@ def run_one(seed: int, subscribers: int, days: int, cache: Path) -> dict:
 
 
 def main() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before LightGBM loads: no spinning threads
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[2000, 5000])

@@ -22,6 +22,7 @@ the slots are a strong population answer; a personal method must beat it on the 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -91,6 +92,7 @@ def evaluate(folder: Path, cutoff_share: float) -> pd.DataFrame:
 
 
 def main() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before LightGBM loads: no spinning threads
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--file", nargs="+", default=["opens_2013_2023.csv", "opens_2021_2023.csv"])

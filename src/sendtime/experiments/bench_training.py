@@ -11,6 +11,7 @@ stopping, refit on training + validation weeks, and test scoring. No MLflow logg
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ LABELLED_PER_PERSON = 30  # sends in the labelled weeks of an 84-day world, per 
 
 
 def main() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before LightGBM loads: no spinning threads
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labelled", type=int, default=1_000_000)
     parser.add_argument("--cache", type=Path, default=Path(".sendtime/bench"))
