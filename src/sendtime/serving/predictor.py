@@ -25,6 +25,11 @@ from sendtime.training.features import FEATURES, Rows, feature_matrix, gather_ro
 CHUNK_CELLS = 400_000
 TIE_BREAK = 1e-3
 RANK_COLUMN = FEATURES.index("response_rank")  # feature rows per predict call: bounds memory on million-row audiences
+# Latency of small calls (the HTTP API): none of these changes a number, only how fast it comes.
+SMALL_AUDIENCE = 5_000  # up to this many contacts a call, per-contact resolution is memoised (see _contacts)
+MEMO_LIMIT = 50_000  # memoised contacts per channel (and timezone x window grids) before a memo starts over
+PARALLEL_ROWS = 20_000  # below this many feature rows LightGBM predicts on one thread: same numbers, and
+#                         the thread start-up of a parallel predict costs more than tiny inputs take
 
 
 @dataclass
@@ -81,6 +86,16 @@ class Predictor:
             for c in S.CHANNELS
         }
         self._opted = np.stack([table[f"{c}_opted_out"].to_numpy(bool) for c in S.CHANNELS], axis=1)
+        # profile columns resolve() reads, taken out of the frame once
+        self._ids = table[S.SUBSCRIBER_ID].to_numpy()
+        self._zone = table["timezone"].to_numpy(dtype=object)
+        self._zone_source = table[S.TZ_SOURCE].to_numpy(dtype=object)
+        self._pattern_source = [table[f"{c}_pattern_source"].to_numpy(dtype=object) for c in S.CHANNELS]
+        self._cohort_of = {name: i for i, name in enumerate(profiles.cohorts)}
+        # memos of pure per-contact and per-(window, timezone) results; thread-safe without locks
+        self._contact_memo: list[dict] = [{}, {}]
+        self._grid_memo: dict = {}
+        self._memo_salt = settings.salt()
 
     @classmethod
     def from_registry(cls, settings: Settings, version: str | None = None) -> Predictor:
@@ -97,55 +112,35 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------ resolution
     def resolve(self, emails: Sequence[str | None], phones: Sequence[str | None]) -> Audience:
-        salt = self.settings.salt()
         n = len(emails)
-        given = np.stack([_given(emails), _given(phones)], axis=1)
-        norm = [
-            identity.normalise_emails(pd.Series(list(emails), dtype=object).where(given[:, 0], None)),
-            identity.normalise_phones(
-                pd.Series(list(phones), dtype=object).where(given[:, 1], None),
-                self.settings.data.default_region,
-            ),
-        ]
-        valid = np.stack([norm[0].notna().to_numpy(), norm[1].notna().to_numpy()], axis=1)
-        own = np.full((n, 2), -1, dtype=np.int64)
-        for c, name in enumerate(S.CHANNELS):
-            hashes = identity.hash_values(norm[c], salt)
-            own[:, c] = (
-                self._row_of_hash[name].reindex(hashes.fillna("").to_numpy()).fillna(-1).to_numpy(np.int64)
-            )
+        email, phone = self._contacts(0, emails), self._contacts(1, phones)
+        given, valid, own = (np.stack([email[k], phone[k]], axis=1) for k in range(3))
         rows = np.where(own >= 0, own, own[:, ::-1])  # a channel never seen borrows the linked profile
         opted = np.where(own >= 0, self._opted[np.maximum(own, 0), np.arange(2)[None, :]], False)
-        table = self.profiles.table
         person = np.where(own[:, 0] >= 0, own[:, 0], own[:, 1])
 
         subscriber_id = np.empty(n, dtype=object)
         known = person >= 0
-        subscriber_id[known] = table[S.SUBSCRIBER_ID].to_numpy()[person[known]]
-        keys = np.where(
-            valid[:, 0],
-            "email:" + norm[0].fillna("").to_numpy(dtype=object),
-            "sms:" + norm[1].fillna("").to_numpy(dtype=object),
-        )
-        new_ids = identity.hash_values(pd.Series(keys[~known], dtype=object), salt).to_numpy()
-        subscriber_id[~known] = np.where(valid[~known].any(axis=1), new_ids, None)
+        subscriber_id[known] = self._ids[person[known]]
+        new_ids = np.where(valid[:, 0], email[3], phone[3])  # a new person's id: hash of the e-mail, else the phone
+        subscriber_id[~known] = np.where(valid[~known].any(axis=1), new_ids[~known], None)
 
-        phone_tz = local_time.timezones_from_phones(norm[1]).to_numpy(dtype=object)
-        timezone = np.where(known, table["timezone"].to_numpy(dtype=object)[np.maximum(person, 0)], None)
-        tz_source = np.where(known, table[S.TZ_SOURCE].to_numpy(dtype=object)[np.maximum(person, 0)], None)
+        phone_tz = phone[4]
+        timezone = np.where(known, self._zone[np.maximum(person, 0)], None)
+        tz_source = np.where(known, self._zone_source[np.maximum(person, 0)], None)
         use_phone = (~known | (tz_source == "default")) & pd.notna(phone_tz)
         timezone = np.where(use_phone, phone_tz, timezone)
         tz_source = np.where(use_phone, "phone", tz_source)
         default = self.settings.data.default_timezone
         tz_source = np.where(pd.isna(timezone), "default", tz_source)
         timezone = np.where(pd.isna(timezone), default, timezone)
-        state = state_for_phones(norm[1]).to_numpy(dtype=object)
+        state = phone[5]
 
         pattern = np.empty((n, 2), dtype=object)
-        cohort = self.profiles.cohort_index(cohort_keys(timezone, tz_source))
+        cohort = self._cohort_index(cohort_keys(timezone, tz_source))
         cold = np.where(cohort >= 0, "new subscriber: cohort prior", "new subscriber: population prior")
-        for c, name in enumerate(S.CHANNELS):
-            src = table[f"{name}_pattern_source"].to_numpy(dtype=object)
+        for c in range(len(S.CHANNELS)):
+            src = self._pattern_source[c]
             pattern[:, c] = np.where(
                 own[:, c] >= 0,
                 src[np.maximum(own[:, c], 0)],
@@ -163,6 +158,64 @@ class Predictor:
             cohort,
             pattern,
         )
+
+    def _contacts(self, c: int, values: Sequence) -> list[np.ndarray]:
+        """`_contact_columns` for channel c, memoised per distinct contact for calls of up to SMALL_AUDIENCE.
+
+        Each contact's result depends on nothing but the contact (and this predictor's snapshot, salt and
+        settings), so a memo returns exactly what the vectorised code would; it spares the API the fixed
+        cost of some thirty pandas calls per request. Large calls (batch plans) skip it.
+        """
+        values = list(values)
+        if len(values) > SMALL_AUDIENCE:
+            return self._contact_columns(c, values)
+        if self.settings.salt() != self._memo_salt:  # the hashes change with the salt
+            self._contact_memo, self._memo_salt = [{}, {}], self.settings.salt()
+        memo = self._contact_memo[c]
+        try:
+            keys = [_contact_key(v) for v in values]
+            found = {k: memo.get(k) for k in keys}
+        except TypeError:  # an unhashable value: compute without the memo
+            return self._contact_columns(c, values)
+        todo = [k for k, row in found.items() if row is None]
+        if todo:
+            columns = self._contact_columns(c, [None if k is None else k[1] for k in todo])
+            if len(memo) + len(todo) > MEMO_LIMIT:
+                memo.clear()
+            for k, row in zip(todo, zip(*columns, strict=True), strict=True):
+                found[k] = memo[k] = row
+        rows = [found[k] for k in keys]
+        return [np.array([r[j] for r in rows], dtype=dtype) for j, dtype in enumerate(_CONTACT_DTYPES)]
+
+    def _contact_columns(self, c: int, values: list) -> list[np.ndarray]:
+        """Per contact on channel c (0 e-mail, 1 phone), vectorised: given, valid, own profile row (-1: none),
+        the id a new person gets from it, and for phones the number's timezone and US state (else None)."""
+        name = S.CHANNELS[c]
+        given = _given(values)
+        raw = pd.Series(values, dtype=object).where(given, None)
+        if c == 0:
+            norm = identity.normalise_emails(raw)
+        else:
+            norm = identity.normalise_phones(raw, self.settings.data.default_region)
+        salt = self.settings.salt()
+        valid = norm.notna().to_numpy()
+        hashes = identity.hash_values(norm, salt)
+        own = self._row_of_hash[name].reindex(hashes.fillna("").to_numpy()).fillna(-1).to_numpy(np.int64)
+        new_id = np.full(len(values), None, dtype=object)
+        if valid.any():
+            keys = [f"{name}:{v}" for v in norm[valid].to_numpy(dtype=object)]
+            new_id[valid] = identity.hash_values(pd.Series(keys, dtype=object), salt).to_numpy()
+        if c == 0:
+            zone = state = np.full(len(values), None, dtype=object)
+        else:
+            zone = local_time.timezones_from_phones(norm).to_numpy(dtype=object)
+            state = state_for_phones(norm).to_numpy(dtype=object)
+        return [given, valid, own, new_id, zone, state]
+
+    def _cohort_index(self, keys: np.ndarray) -> np.ndarray:
+        if len(keys) > SMALL_AUDIENCE:
+            return self.profiles.cohort_index(keys)
+        return np.array([self._cohort_of.get(k, -1) for k in keys.tolist()], dtype=np.intp)
 
     # --------------------------------------------------------------------------------------- scoring
     def gather(self, audience: Audience) -> Rows:
@@ -183,10 +236,28 @@ class Predictor:
         return g0
 
     def local_hours(self, audience: Audience, hour_starts: pd.DatetimeIndex) -> np.ndarray:
-        """[n, H] local hour-of-week of every candidate hour, computed once per distinct timezone."""
-        codes, zones = pd.factorize(pd.Series(audience.timezone, dtype=object))
-        grid = local_time.local_hour_of_week_grid(hour_starts, np.asarray(zones, dtype=object))
-        return grid[codes]
+        """[n, H] local hour-of-week of every candidate hour, computed once per distinct timezone.
+
+        Small calls memoise each timezone's row per window (the same numbers, without the tz_convert).
+        """
+        zones = np.asarray(audience.timezone, dtype=object)
+        if len(zones) > SMALL_AUDIENCE or pd.isna(zones).any():
+            codes, distinct = pd.factorize(pd.Series(audience.timezone, dtype=object))
+            grid = local_time.local_hour_of_week_grid(hour_starts, np.asarray(distinct, dtype=object))
+            return grid[codes]
+        window = pd.DatetimeIndex(hour_starts)
+        window = (str(window.dtype), window.asi8.tobytes())
+        names = zones.tolist()
+        found = {z: self._grid_memo.get((window, z)) for z in names}
+        todo = [z for z, row in found.items() if row is None]
+        if todo:
+            grid = local_time.local_hour_of_week_grid(hour_starts, np.asarray(todo, dtype=object))
+            if len(self._grid_memo) + len(todo) > MEMO_LIMIT:
+                self._grid_memo.clear()
+            for z, row in zip(todo, grid, strict=True):
+                found[z] = self._grid_memo[(window, z)] = row
+        position = {z: k for k, z in enumerate(found)}
+        return np.stack(list(found.values()))[[position[z] for z in names]]
 
     def score(
         self,
@@ -210,7 +281,7 @@ class Predictor:
             starts = tqdm(starts, desc="scoring", unit="chunk")
         for lo in starts:
             hi = min(n, lo + per_chunk)
-            sub = _slice(audience, lo, hi)
+            sub = audience if (lo, hi) == (0, n) else _slice(audience, lo, hi)
             g = self.gather(sub)
             who, ch = np.nonzero(eligible[lo:hi])
             if who.size == 0:
@@ -219,7 +290,8 @@ class Predictor:
             cc = np.repeat(ch, n_hours)
             hh = how[lo:hi][who].reshape(-1)
             X = feature_matrix(g, self.profiles, idx, cc, hh)
-            pred = self.booster.predict(X, num_threads=self.settings.training.lgbm.get("num_threads", 2))
+            threads = self.settings.training.lgbm.get("num_threads", 2) if len(X) >= PARALLEL_ROWS else 1
+            pred = self.booster.predict(X, num_threads=threads)
             # Trees give a step function: many of a person's hours share one probability. Among hours the
             # model cannot tell apart, the profile's own ranking decides (at most a 0.1% nudge).
             pred = pred * (1.0 + TIE_BREAK * X[:, RANK_COLUMN])
@@ -230,6 +302,16 @@ class Predictor:
 def _given(values: Sequence[str | None]) -> np.ndarray:
     s = pd.Series(list(values), dtype=object)
     return (s.notna() & (s.astype(str).str.strip() != "") & (s.astype(str).str.lower() != "nan")).to_numpy()
+
+
+_CONTACT_DTYPES = (bool, bool, np.int64, object, object, object)  # the columns of Predictor._contact_columns
+
+
+def _contact_key(value: object) -> tuple | None:
+    """Memo key of a contact: None for missing (None or NaN: both mean no contact), else (type, value)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return (type(value), value)
 
 
 def _slice(a: Audience, lo: int, hi: int) -> Audience:
