@@ -105,6 +105,11 @@ def _canonical_phone_text(uniques: pd.Series, region: str) -> pd.Series:
     return out.where(digits.str.len() > 0, text)
 
 
+def canonical_phones(values: pd.Series, default_region: str = "US") -> pd.Series:
+    """The cheap canonical text of each phone (no validity check): see `_canonical_phone_text`."""
+    return _per_unique(values, lambda u: _canonical_phone_text(u, default_region))
+
+
 def normalise_phones(values: pd.Series, default_region: str = "US") -> pd.Series:
     """E.164 numbers; national formats read in `default_region`; <NA> when unparseable or invalid."""
 

@@ -193,11 +193,8 @@ class Predictor:
         name = S.CHANNELS[c]
         given = _given(values)
         raw = pd.Series(values, dtype=object).where(given, None)
-        if c == 0:
-            norm = identity.normalise_emails(raw)
-        else:
-            norm = identity.normalise_phones(raw, self.settings.data.default_region)
         salt = self.settings.salt()
+        norm = identity.normalise_emails(raw) if c == 0 else self._known_phones_first(raw, salt)
         valid = norm.notna().to_numpy()
         hashes = identity.hash_values(norm, salt)
         own = self._row_of_hash[name].reindex(hashes.fillna("").to_numpy()).fillna(-1).to_numpy(np.int64)
@@ -211,6 +208,23 @@ class Predictor:
             zone = local_time.timezones_from_phones(norm).to_numpy(dtype=object)
             state = state_for_phones(norm).to_numpy(dtype=object)
         return [given, valid, own, new_id, zone, state]
+
+    def _known_phones_first(self, raw: pd.Series, salt: str) -> pd.Series:
+        """Normalised phones, parsing only numbers the snapshot does not know.
+
+        Parsing is the slow step (~0.1-0.25 ms a number). A number whose cheap canonical text hashes to a
+        snapshot address *is* that valid E.164 number (the snapshot holds only normalised ones), so only
+        new numbers go through `phonenumbers`: a million-row audience of known people parses almost nothing.
+        """
+        region = self.settings.data.default_region
+        canonical = identity.canonical_phones(raw, region)
+        rows = self._row_of_hash[S.SMS].reindex(identity.hash_values(canonical, salt).fillna("").to_numpy())
+        known = rows.notna().to_numpy() & (rows.fillna(-1).to_numpy() >= 0)
+        norm = canonical.where(known)
+        rest = ~known & raw.notna().to_numpy()
+        if rest.any():
+            norm[rest] = identity.normalise_phones(raw[rest], region).to_numpy()
+        return norm
 
     def _cohort_index(self, keys: np.ndarray) -> np.ndarray:
         if len(keys) > SMALL_AUDIENCE:
@@ -231,7 +245,7 @@ class Predictor:
         if np.array_equal(audience.rows[:, 0], audience.rows[:, 1]):
             return g0
         g1 = gather_rows(p, audience.rows[:, 1], **kw)
-        for name in ("shape", "response", "cohort_response", "numbers", "rank", "best", "daily_engagements", "daily_sends"):
+        for name in ("response", "rank", "best", "numbers"):
             getattr(g0, name)[:, 1] = getattr(g1, name)[:, 1]
         return g0
 

@@ -38,31 +38,41 @@ MONOTONE = {"response": 1, "response_rank": 1, "response_vs_best": 1, "rate_x_re
 class Rows:
     """What the features of a set of subscribers need, gathered once (known or cold-start)."""
 
-    shape: np.ndarray  # [n, 2, H]
     response: np.ndarray  # [n, 2, H]
-    cohort_response: np.ndarray  # [n, 2, H]
-    numbers: np.ndarray  # [n, 2, 8]: click_rate, engage_rate, sends, clicks, engagements, recency, data_weight, pad
+    rank: np.ndarray  # [n, 2, H]: share of the person's hours with a lower response
+    best: np.ndarray  # [n, 2]: their best response
+    numbers: np.ndarray  # [n, 2, 8]: click_rate, engage_rate, sends, clicks, engagements, recency, data_weight, weeks
     recency_any: np.ndarray  # [n]
     last_channel: np.ndarray  # [n] int, -1 none
     timezone_known: np.ndarray  # [n]
     has_both: np.ndarray  # [n]
-    daily_engagements: np.ndarray  # [n, 2, 24]
-    daily_sends: np.ndarray  # [n, 2, 24]
-    rank: np.ndarray | None = None  # [n, 2, H]: share of the person's hours with a lower response
-    best: np.ndarray | None = None  # [n, 2]: their best response
-
-    def __post_init__(self) -> None:
-        if self.rank is None:
-            order = self.response.argsort(axis=-1, kind="stable").argsort(axis=-1, kind="stable")
-            self.rank = (order / float(H)).astype(np.float32)
-            self.best = self.response.max(axis=-1)
 
     def __len__(self) -> int:
-        return len(self.shape)
+        return len(self.response)
 
 
 _NUMBER_COLUMNS = ("click_rate", "engage_rate", "sends", "clicks", "engagements", "recency_days", "data_weight")
 WEEKS = 7  # index in Rows.numbers of the weeks of history (the same for both channels)
+
+
+def hour_ranks(response: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each hour among the row's hours in [0, 1), best response) over the last axis."""
+    order = response.argsort(axis=-1, kind="stable").argsort(axis=-1, kind="stable")
+    return (order / float(response.shape[-1])).astype(np.float32), response.max(axis=-1)
+
+
+def _ranks(profiles: Profiles) -> dict[str, np.ndarray]:
+    """Ranks of every profile's, cohort's and the population's hours: computed once per snapshot, since
+    sorting 168 hours per person on every scoring call was a third of the scoring time."""
+    cached = getattr(profiles, "_hour_ranks", None)
+    if cached is None:
+        rank, best = hour_ranks(profiles.response)
+        cohort_rank, cohort_best = hour_ranks(profiles.cohort_response)
+        pop_rank, pop_best = hour_ranks(profiles.population_response)
+        cached = {"rank": rank, "best": best, "cohort_rank": cohort_rank, "cohort_best": cohort_best,
+                  "pop_rank": pop_rank, "pop_best": pop_best}
+        object.__setattr__(profiles, "_hour_ranks", cached)
+    return cached
 
 
 def gather_rows(profiles: Profiles, rows: np.ndarray, cohorts: np.ndarray | None = None,
@@ -74,33 +84,36 @@ def gather_rows(profiles: Profiles, rows: np.ndarray, cohorts: np.ndarray | None
     known = rows >= 0
     cohorts = np.full(n, -1, dtype=np.int64) if cohorts is None else np.asarray(cohorts, dtype=np.int64)
     table = profiles.table
+    ranks = _ranks(profiles)
+    in_cohort = cohorts >= 0
+    coh = np.maximum(cohorts, 0)
 
-    coh_shape = np.where((cohorts >= 0)[:, None, None], profiles.cohort_shape[np.maximum(cohorts, 0)],
-                         profiles.population_shape[None])
-    coh_resp = np.where((cohorts >= 0)[:, None, None], profiles.cohort_response[np.maximum(cohorts, 0)],
-                        profiles.population_response[None])
+    def prior(cohort_values: np.ndarray, population_values: np.ndarray) -> np.ndarray:
+        extra = (slice(None),) + (None,) * (cohort_values.ndim - 1)
+        return np.where(in_cohort[extra], cohort_values[coh], population_values[None])
+
+    response = prior(profiles.cohort_response, profiles.population_response).astype(np.float32)
+    rank = prior(ranks["cohort_rank"], ranks["pop_rank"]).astype(np.float32)
+    best = prior(ranks["cohort_best"], ranks["pop_best"])
     pop_rates = profiles.cohort_rates.mean(axis=0) if len(profiles.cohorts) else np.zeros((2, 2))
-    coh_rates = np.where((cohorts >= 0)[:, None, None], profiles.cohort_rates[np.maximum(cohorts, 0)], pop_rates[None])
+    coh_rates = prior(profiles.cohort_rates, pop_rates)
 
     numbers = np.zeros((n, 2, 8), dtype=np.float64)
     numbers[:, :, 0] = coh_rates[..., 0]
     numbers[:, :, 1] = coh_rates[..., 1]
     numbers[:, :, 5] = np.nan
     numbers[:, :, WEEKS] = 1.0
-    shape = coh_shape.astype(np.float32).copy()
-    response = coh_resp.astype(np.float32).copy()
     recency_any = np.full(n, np.nan)
     last_channel = np.full(n, -1, dtype=np.int64)
     tz_known = np.zeros(n) if timezone_known is None else np.asarray(timezone_known, dtype=float)
     both = np.zeros(n)
     if has_email is not None and has_sms is not None:
         both = (np.asarray(has_email) & np.asarray(has_sms)).astype(float)
-    daily_e = np.zeros((n, 2, 24), dtype=np.float32)
-    daily_s = np.zeros((n, 2, 24), dtype=np.float32)
     if known.any():
         r = rows[known]
-        shape[known] = profiles.shape[r]
         response[known] = profiles.response[r]
+        rank[known] = ranks["rank"][r]
+        best[known] = ranks["best"][r]
         for c, name in enumerate(S.CHANNELS):
             for k, col in enumerate(_NUMBER_COLUMNS):
                 numbers[known, c, k] = table[f"{name}_{col}"].to_numpy()[r]
@@ -109,12 +122,7 @@ def gather_rows(profiles: Profiles, rows: np.ndarray, cohorts: np.ndarray | None
         last_channel[known] = table["last_engaged_channel"].to_numpy()[r]
         tz_known[known] = (table[S.TZ_SOURCE].to_numpy()[r] != "default").astype(float)
         both[known] = (table["has_email"].to_numpy()[r] & table["has_sms"].to_numpy()[r]).astype(float)
-        cohort_known = table["cohort"].to_numpy()[r]
-        coh_resp[known] = profiles.cohort_response[cohort_known]
-        daily_e[known] = profiles.daily_engagements[r]
-        daily_s[known] = profiles.daily_sends[r]
-    return Rows(shape, response, coh_resp.astype(np.float32), numbers, recency_any, last_channel, tz_known, both,
-                daily_e, daily_s)
+    return Rows(response, rank, best, numbers, recency_any, last_channel, tz_known, both)
 
 
 def feature_matrix(g: Rows, profiles: Profiles, idx: np.ndarray, channel: np.ndarray, how: np.ndarray) -> np.ndarray:
@@ -123,50 +131,34 @@ def feature_matrix(g: Rows, profiles: Profiles, idx: np.ndarray, channel: np.nda
     c = np.asarray(channel, dtype=np.int64)
     h = np.asarray(how, dtype=np.int64) % H
     resp = g.response[idx, c, h]
-    out = np.empty((len(idx), len(FEATURES)), dtype=np.float32)
-
-    def put(name: str, values) -> None:
-        if name in _COLUMN:  # computing a dropped feature costs little; it keeps experiments one edit away
-            out[:, _COLUMN[name]] = values
-    put("channel", c)
-    put("local_hour", h % 24)
-    put("weekday", h // 24)
-    put("response", resp)
-    put("response_rank", g.rank[idx, c, h])
-    put("response_vs_best", resp / np.maximum(g.best[idx, c], 1e-9))
-    act = g.shape
-    put("activity", act[idx, c, h] * H)
-    put("activity_next3", (act[idx, c, h] + act[idx, c, (h + 1) % H] + act[idx, c, (h + 2) % H]) * H / 3)
-    put("activity_prev2", (act[idx, c, (h - 1) % H] + act[idx, c, (h - 2) % H]) * H / 2)
-    put("cohort_response", g.cohort_response[idx, c, h])
-    put("population_response", profiles.population_response[c, h])
     nums, other = g.numbers[idx, c], g.numbers[idx, 1 - c]
-    put("click_rate", nums[:, 0])
-    put("engage_rate", nums[:, 1])
-    put("other_click_rate", other[:, 0])
-    put("other_engage_rate", other[:, 1])
     weeks = nums[:, WEEKS]
-    put("sends_per_week", nums[:, 2] / weeks)
-    put("clicks_per_week", nums[:, 3] / weeks)
-    put("engagements_per_week", nums[:, 4] / weeks)
-    put("other_engagements_per_week", other[:, 4] / weeks)
-    put("recency_days", nums[:, 5])
-    put("recency_any_days", g.recency_any[idx])
     last = g.last_channel[idx]
-    put("last_engaged_here", np.where(last < 0, np.nan, (last == c).astype(float)))
-    put("data_weight", nums[:, 6])
-    put("timezone_known", g.timezone_known[idx])
-    put("has_both", g.has_both[idx])
-    put("rate_x_response", nums[:, 0] * resp)
-    put("engage_rate_x_response", nums[:, 1] * resp)
-    hod = h % 24
-    de, ds = g.daily_engagements[idx, c], g.daily_sends[idx, c]
-    m = np.arange(len(idx))
-    here = de[m, hod]
-    put("own_engagements_this_hour", here / weeks)
-    put("own_engagements_near_hour", (here + de[m, (hod + 1) % 24] + de[m, (hod - 1) % 24]) / weeks)
-    put("own_sends_this_hour", ds[m, hod] / weeks)
-    put("own_engagement_rate_this_hour", (here + 0.1) / (ds[m, hod] + 1.0))
+    columns = {
+        "channel": c,
+        "click_rate": nums[:, 0],
+        "engage_rate": nums[:, 1],
+        "other_click_rate": other[:, 0],
+        "other_engage_rate": other[:, 1],
+        "sends_per_week": nums[:, 2] / weeks,
+        "clicks_per_week": nums[:, 3] / weeks,
+        "engagements_per_week": nums[:, 4] / weeks,
+        "other_engagements_per_week": other[:, 4] / weeks,
+        "recency_days": nums[:, 5],
+        "recency_any_days": g.recency_any[idx],
+        "last_engaged_here": np.where(last < 0, np.nan, (last == c).astype(float)),
+        "data_weight": nums[:, 6],
+        "timezone_known": g.timezone_known[idx],
+        "has_both": g.has_both[idx],
+        "response": resp,
+        "response_rank": g.rank[idx, c, h],
+        "response_vs_best": resp / np.maximum(g.best[idx, c], 1e-9),
+        "rate_x_response": nums[:, 0] * resp,
+        "engage_rate_x_response": nums[:, 1] * resp,
+    }
+    out = np.empty((len(idx), len(FEATURES)), dtype=np.float32)
+    for i, name in enumerate(FEATURES):
+        out[:, i] = columns[name]
     return out
 
 
