@@ -158,7 +158,7 @@ class SignalContext:
 
 def blast_bucket_ns(at: pd.Series) -> np.ndarray:
     """Start of each instant's ten-minute blast bucket, in ns since the epoch (what `triggered_sends` groups by)."""
-    return at.dt.floor(BLAST_BUCKET).to_numpy().view(np.int64)
+    return pd.DatetimeIndex(at.dt.floor(BLAST_BUCKET)).as_unit("ns").asi8
 
 
 def triggered_sends(sends: pd.DataFrame, context: SignalContext | None = None) -> np.ndarray:

@@ -1,0 +1,605 @@
+"""The Spark engine of the feature base and the profile build (`bench_profiles --engine spark`).
+
+It runs the local engine's own functions, split so that the per-event work is distributed and only
+small, global facts meet on the driver. The result equals the local engine's (`load_folder` +
+`prepare.build_feature_base` + `profiles.build_profiles`) exactly: the same tables, in the same order,
+with the same dtypes, and bit-identical profile arrays (tests/spark/test_profiles_parity.py).
+
+What runs where:
+
+=====================================================  =============================================
+on the executors (Python, one pandas batch at a time)  on the driver
+=====================================================  =============================================
+read the events table (Parquet or CSV, by Spark)       read the subscribers and identity-links tables
+`load.validate_events` per batch (rejects counted      (`load.validate_subscribers`/`validate_links`;
+and numbered as one call over the file would)          they hold one row per address, not per event)
+`identity.normalise_addresses` per batch               the bad-share check, the rejects table
+distinct (channel, address) pairs (a Spark distinct)   `identity.resolve_identities` over the distinct
+blast counts per channel and 10-minute bucket, and     pairs + links (`prepare.resolve_people`), then
+per-channel audiences (Spark aggregations)             the pair -> subscriber map, broadcast-joined
+`signals.extract_signals` per group of subscribers     timezone sources (table, phone, linked row)
+(groupBy(sub % k).applyInPandas) with the whole        the activity-timezone inference, from the
+export's facts passed in (`signals.SignalContext`)     summed per-group histograms
+per-group activity histograms (UTC hour-of-week of     `local_time.resolve_timezones`, phone states
+people without a zone; local hour-of-week of those     assembling the FeatureBase (sorting the groups'
+with one)                                              rows back into the local engine's order)
+the local hour-of-week of every send and engagement    `profiles.build_profiles` (unchanged, one node)
+=====================================================  =============================================
+
+Memory: the raw events (addresses, message ids, free text) never reach the driver. It holds the
+distinct addresses (the identity graph), per-subscriber arrays, and the FeatureBase: every send, human
+engagement and opt-out as 16-to-40-byte rows (about half of the raw events in simulated worlds: 8 MB
+for a 1M-event export). `build_profiles` then runs on the driver exactly as in the local engine and
+dominates: about 50 KB per subscriber at its peak (several float64 [n, 2, 168] arrays at once;
+measured 450 MB for 9,500 subscribers). So the Spark engine lifts the limit on events (tens of
+millions on a laptop's driver: only their signal rows are collected) but not the one on subscribers:
+about 300,000 subscribers per 16 GB of driver memory. Profiles for millions of subscribers would need
+`build_profiles` itself split by subscriber (its cohort and population sums are small reductions),
+which this engine does not do. The driver's JVM (`spark.driver.memory`, 2 GB in `local_spark`) also
+caches the validated events, the joined events and the groups' output (MEMORY_AND_DISK: it spills).
+
+Speed: on one machine the local engine is faster. Moving every event between the JVM and the Python
+workers (Arrow) and through two shuffles costs more than the pandas work it spreads: a 1M-event world
+takes about 50 s for the feature base on local[2] against 4 s locally (bench_profiles). The engine is
+for exports that do not fit one machine's memory as raw events, on a cluster.
+
+Order and precision: each event keeps its position in the file (`row`: Spark's partition index and
+the position inside the partition, which for one events file is the file's order), so ties in time
+are broken exactly as the local engine breaks them. Timestamps cross the JVM as integer nanoseconds
+(never Spark's microsecond timestamps), so no instant is rounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from sendtime import schema as S
+from sendtime.configs.settings import Settings, SignalSettings
+from sendtime.features import identity, load, local_time, prepare, signals
+from sendtime.features.prepare import FeatureBase
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from sendtime.features.profiles import Profiles
+
+log = logging.getLogger(__name__)
+
+NAT = np.iinfo(np.int64).min  # pandas' NaT as int64 nanoseconds: a missing instant without a null
+PARTITION_BITS = 33  # monotonically_increasing_id(): partition index << 33 | position in the partition
+EVENTS_PER_TASK = 250_000  # signal groups are sized to about this many events
+BYTES_PER_TASK = {".parquet": 8 << 20, ".csv": 32 << 20}  # validation tasks: roughly 300k events each
+BUCKET_NS = 600 * 10**9  # signals.BLAST_BUCKET, ten minutes
+# the order of load.validate_events' checks: its rejects table lists them in this order
+_REASON_ORDER = (
+    "unparseable timestamp",
+    "unknown channel",
+    "unknown event type",
+    "empty address",
+    "open on sms (SMS has no opens)",
+)
+
+# what the executors send back: one schema per stage, a `kind`/`table` column says what a row is
+_VALID_SCHEMA = ("kind byte, rid long, at long, channel byte, event_type string, address string, message_id string, "
+                 "machine_open boolean, field string, reason string")  # fmt: skip
+_SENDS, _ENGAGEMENTS, _OPTOUTS, _ACTIVITY_UTC, _ACTIVITY_LOCAL, _STATS = range(6)
+_GROUP_SCHEMA = ("table byte, sub int, channel byte, at long, kind byte, sent_at long, delay_h double, "
+                 "triggered boolean, row long, how short, n long, stat string")  # fmt: skip
+_STAT_LAST_ENGAGEMENT = "_last_engagement_ns"
+
+
+@dataclass
+class SparkEvents:
+    """The validated events on Spark plus what the driver keeps of the load: rejects and raw counts."""
+
+    events: DataFrame  # rid, at (ns), channel (code), event_type, address (normalised, null: unusable), ...
+    folder: load.DataFolder  # subscribers, links, rejects (all tables) and raw_rows; `events` left empty
+    row_offsets: dict[int, int]  # scan partition -> raw rows before it
+    rejected_positions: np.ndarray  # sorted 0-based raw positions of the rejected event rows
+    cached: DataFrame | None = None  # the persisted validation output `events` reads: unpersist() frees it
+
+    def unpersist(self) -> None:
+        if self.cached is not None:
+            self.cached.unpersist()
+
+    def position(self, rid: np.ndarray) -> np.ndarray:
+        """0-based position of each event id in the raw events file."""
+        rid = np.asarray(rid, dtype=np.int64)
+        offsets = pd.Series(self.row_offsets).reindex(rid >> PARTITION_BITS).to_numpy(np.int64)
+        return offsets + (rid & ((1 << PARTITION_BITS) - 1))
+
+
+# --------------------------------------------------------------------------------------------- load
+def _event_columns(columns: list[str], path: Path) -> dict[str, str]:
+    """Contract name -> the file's own column name (trimmed, any case); the load's error when one is missing."""
+    by_name: dict[str, str] = {}
+    for c in columns:
+        by_name.setdefault(str(c).strip().lower(), c)
+    load.require_columns(pd.DataFrame(columns=columns), S.EVENTS_REQUIRED, path)
+    return {name: by_name[name] for name in (*S.EVENTS_REQUIRED, *S.EVENTS_OPTIONAL) if name in by_name}
+
+
+def _nanosecond_columns(path: Path, columns: dict[str, str]) -> list[str]:
+    """Parquet timestamp columns Spark reads as integer nanoseconds (spark.sql.legacy.parquet.nanosAsLong)."""
+    if path.suffix != ".parquet":
+        return []
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    out = []
+    for name, original in columns.items():
+        if original in schema.names:
+            kind = schema.field(original).type
+            if pa.types.is_timestamp(kind) and kind.unit == "ns":
+                out.append(name)
+    return out
+
+
+def _validate_batches(batches, path: Path, ns_columns: list[str], region: str):
+    """mapInPandas: `load.validate_events` and `identity.normalise_addresses` on each batch."""
+    for raw in batches:
+        if raw.empty:
+            continue
+        rid = raw.pop("_rid").to_numpy(np.int64)
+        for name in ns_columns:  # int64 ns (NaT: int64 min) -> the type pandas' own Parquet read gives
+            raw[name] = pd.Series(raw[name].to_numpy(np.int64).view("datetime64[ns]")).dt.tz_localize("UTC")
+        rejects = load._Rejects()
+        valid = load.validate_events(raw, path, rejects)
+        kept = np.ones(len(raw), dtype=bool)
+        parts = []
+        bad = rejects.frame()
+        if len(bad):
+            rows = bad["row"].to_numpy(np.int64) - 1
+            kept[rows] = False
+            parts.append(pd.DataFrame({
+                "kind": np.int8(1), "rid": rid[rows], "at": NAT, "channel": np.int8(-1), "field": bad["field"].to_numpy(),
+                "reason": bad["reason"].to_numpy(),
+            }))  # fmt: skip
+        channel = pd.Series(np.asarray(valid[S.CHANNEL], dtype=object))
+        message = pd.Series(np.asarray(valid[S.MESSAGE_ID], dtype=object))
+        machine = pd.Series(np.asarray(valid[S.MACHINE_OPEN], dtype=object))
+        normalised = identity.normalise_addresses(valid[S.ADDRESS], channel, region)
+        at = pd.DatetimeIndex(valid[S.TIMESTAMP]).tz_convert("UTC").as_unit("ns").asi8
+        parts.append(pd.DataFrame({
+            "kind": np.int8(0), "rid": rid[kept], "at": at,
+            "channel": channel.map({c: i for i, c in enumerate(S.CHANNELS)}).to_numpy(np.int8),
+            "event_type": np.asarray(valid[S.EVENT_TYPE], dtype=object),
+            "address": normalised.astype(object).where(normalised.notna(), None).to_numpy(),
+            "message_id": message.where(message.notna(), None).to_numpy(),
+            "machine_open": machine.where(machine.notna(), None).to_numpy(),
+        }))  # fmt: skip
+        out = pd.concat(parts, ignore_index=True).reindex(
+            columns=[c.split()[0] for c in _VALID_SCHEMA.split(", ")]
+        )
+        for name in ("event_type", "address", "message_id", "machine_open", "field", "reason"):
+            out[name] = out[name].astype(object).where(out[name].notna(), None)
+        yield out
+
+
+def load_events_spark(folder: str | Path, settings: Settings, spark: SparkSession) -> SparkEvents:
+    """Read and validate a data folder: the events on Spark, the small tables on the driver.
+
+    Same checks, rejects (numbered by row of the file) and errors as `load.load_folder`.
+    """
+    from pyspark.sql import functions as F
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise load.DataError(
+            f"{folder}: not a folder (expected a data folder holding events.parquet or events.csv)"
+        )
+    path = load.find_table(folder, S.EVENTS_TABLE)
+    if path is None:
+        raise load.DataError(f"{folder}: no events table (expected events.parquet or events.csv)")
+    try:
+        if path.suffix == ".parquet":
+            raw = spark.read.parquet(str(path))
+        else:  # every cell as text, as load.read_table reads CSV; RFC 4180 quotes
+            raw = spark.read.options(header=True, inferSchema=False, escape='"', multiLine=True).csv(
+                str(path)
+            )
+    except Exception as exc:  # name the file either way, as load.read_table does
+        raise load.DataError(f"{path}: cannot be read: {exc}") from exc
+    columns = _event_columns(raw.columns, path)
+    raw = raw.select(*[F.col(f"`{original}`").alias(name) for name, original in columns.items()])
+    ns_columns = _nanosecond_columns(path, columns)
+    for name in ns_columns:
+        raw = raw.withColumn(name, F.coalesce(F.col(name), F.lit(NAT)))
+    raw = raw.withColumn("_rid", F.monotonically_increasing_id())
+
+    per_task = BYTES_PER_TASK[path.suffix]
+    tasks = max(spark.sparkContext.defaultParallelism, math.ceil(path.stat().st_size / per_task))
+    region = settings.data.default_region
+    validated = raw.repartition(tasks, "_rid").mapInPandas(  # hash partitioning: no sort before it
+        lambda batches: _validate_batches(batches, path, ns_columns, region), _VALID_SCHEMA
+    ).persist()  # fmt: skip
+    try:
+        return _checked_events(validated, folder, path, settings)
+    except BaseException:
+        validated.unpersist()
+        raise
+
+
+def _checked_events(validated: DataFrame, folder: Path, path: Path, settings: Settings) -> SparkEvents:
+    """The driver's share of the load: rejects numbered by file row, the small tables, the bad-share check."""
+    from pyspark.sql import functions as F
+
+    # every raw row comes back (kept or rejected): rows per scan partition give each row's file position
+    counts = (
+        validated.groupBy(F.shiftright("rid", PARTITION_BITS).alias("p")).count().toPandas().sort_values("p")
+    )
+    n_raw = int(counts["count"].sum())
+    if n_raw == 0:
+        raise load.DataError(f"{path}: the events file has no rows: nothing to learn from")
+    offsets = dict(
+        zip(counts["p"].astype(int), (counts["count"].cumsum() - counts["count"]).astype(int), strict=True)
+    )
+
+    rejects = load._Rejects()
+    data = load.DataFolder(folder, pd.DataFrame(), raw_rows={S.EVENTS_TABLE: n_raw})
+    bad = validated.filter("kind = 1").select("rid", "field", "reason").toPandas()
+    kept = validated.filter("kind = 0").drop("kind", "field", "reason")
+    events = SparkEvents(kept, data, offsets, np.zeros(0), cached=validated)
+    position = events.position(bad["rid"].to_numpy())
+    order = np.lexsort((position, pd.Categorical(bad["reason"], categories=_REASON_ORDER).codes))
+    event_rejects = pd.DataFrame({
+        "table": S.EVENTS_TABLE, "file": path.name, "row": position[order] + 1, "field": bad["field"].to_numpy()[order],
+        "reason": bad["reason"].to_numpy()[order],
+    })  # fmt: skip
+    events.rejected_positions = np.sort(position)
+    if (sub_path := load.find_table(folder, S.SUBSCRIBERS_TABLE)) is not None:
+        table = load.read_table(sub_path)
+        data.raw_rows[S.SUBSCRIBERS_TABLE] = len(table)
+        data.subscribers = load.validate_subscribers(table, sub_path, rejects)
+    if (links_path := load.find_table(folder, S.LINKS_TABLE)) is not None:
+        table = load.read_table(links_path)
+        data.raw_rows[S.LINKS_TABLE] = len(table)
+        data.links = load.validate_links(table, links_path, rejects)
+    parts = [p for p in (event_rejects, rejects.frame()) if len(p)]
+    data.rejects = pd.concat(parts, ignore_index=True) if parts else rejects.frame()
+
+    share = len(bad) / n_raw
+    if share > settings.data.bad_share_limit:
+        counts_text = "; ".join(f"{k}: {v:,}" for k, v in data.reject_counts().items())
+        raise load.DataError(
+            f"{path}: {len(bad):,} of {n_raw:,} rows ({share:.1%}) cannot be used, "
+            f"more than data.bad_share_limit={settings.data.bad_share_limit:.0%} ({counts_text})"
+        )
+    if len(bad) == n_raw:
+        raise load.DataError(f"{path}: no usable event rows remain after validation")
+    return events
+
+
+# ------------------------------------------------------------------------------------ signal groups
+def _signal_group(
+    pdf: pd.DataFrame, signal_settings: SignalSettings, context, known_zone: np.ndarray, zone_names: list[str]
+):
+    """applyInPandas: `signals.extract_signals` on every event of a group of subscribers, plus the
+    group's share of the activity-timezone histograms; one row table (see `_GROUP_SCHEMA`)."""
+    pdf = pdf.sort_values("rid", kind="stable")  # the file's order: ties in time break as in one call
+    frame = pd.DataFrame({
+        "sub": pdf["sub"].to_numpy(np.int32),
+        "channel": pdf["channel"].to_numpy(np.int8),
+        "event_type": pdf["event_type"].to_numpy(dtype=object),
+        "at": pd.to_datetime(pdf["at"].to_numpy(np.int64), unit="ns", utc=True),
+        "message_id": pdf["message_id"].to_numpy(dtype=object),
+        "machine_open": pdf["machine_open"].to_numpy(dtype=object),
+        signals.ROW: pdf["rid"].to_numpy(np.int64),
+    })  # fmt: skip
+    sig = signals.extract_signals(frame, signal_settings, context)
+    eng = sig.engagements
+    parts = [
+        _rows(_SENDS, sig.sends, triggered=sig.sends["triggered"].to_numpy(bool)),
+        _rows(_ENGAGEMENTS, eng, kind=eng["kind"].to_numpy(np.int8), sent_at=_ns(eng["sent_at"]),
+              delay_h=eng["delay_h"].to_numpy(np.float64)),
+        _rows(_OPTOUTS, sig.optouts),
+    ]  # fmt: skip
+
+    # activity timezones: UTC hour-of-week counts of people without a zone, local ones of the others
+    zone = known_zone[eng["sub"].to_numpy()]
+    unknown = zone < 0
+    if unknown.any():
+        utc = local_time.local_hour_of_week(eng["at"][unknown].reset_index(drop=True), "UTC").astype(np.int64)
+        cells = pd.Series(
+            eng["sub"].to_numpy()[unknown].astype(np.int64) * S.HOURS_PER_WEEK + utc
+        ).value_counts()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "table": np.int8(_ACTIVITY_UTC),
+                    "sub": (cells.index // S.HOURS_PER_WEEK).astype(np.int32),
+                    "how": (cells.index % S.HOURS_PER_WEEK).astype(np.int16),
+                    "n": cells.to_numpy(np.int64),
+                }
+            )
+        )
+    if (~unknown).any():
+        names = np.asarray(zone_names, dtype=object)[zone[~unknown]]
+        local = local_time.local_hour_of_week(eng["at"][~unknown].reset_index(drop=True), pd.Series(names))
+        hist = np.bincount(local, minlength=S.HOURS_PER_WEEK)
+        hours = np.flatnonzero(hist)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "table": np.int8(_ACTIVITY_LOCAL),
+                    "how": hours.astype(np.int16),
+                    "n": hist[hours].astype(np.int64),
+                }
+            )
+        )
+    stats = dict(sig.stats)
+    stats[_STAT_LAST_ENGAGEMENT] = int(_ns(eng["at"]).max()) if len(eng) else NAT
+    parts.append(
+        pd.DataFrame(
+            {"table": np.int8(_STATS), "stat": list(stats), "n": np.array(list(stats.values()), np.int64)}
+        )
+    )
+    return pd.concat([_fill(part) for part in parts], ignore_index=True)
+
+
+def _ns(at: pd.Series) -> np.ndarray:
+    """Instants as int64 nanoseconds, NaT as int64 min."""
+    return pd.DatetimeIndex(at).tz_convert("UTC").as_unit("ns").asi8
+
+
+def _rows(table: int, frame: pd.DataFrame, **extra) -> pd.DataFrame:
+    return pd.DataFrame({
+        "table": np.int8(table), "sub": frame["sub"].to_numpy(np.int32), "channel": frame["channel"].to_numpy(np.int8),
+        "at": _ns(frame["at"]), "row": frame[signals.ROW].to_numpy(np.int64), **extra,
+    })  # fmt: skip
+
+
+_FILL = {"table": np.int8, "sub": np.int32, "channel": np.int8, "at": np.int64, "kind": np.int8, "sent_at": np.int64,
+         "delay_h": np.float64, "triggered": bool, "row": np.int64, "how": np.int16, "n": np.int64}  # fmt: skip
+_DEFAULT = {
+    "at": NAT,
+    "sent_at": NAT,
+    "delay_h": np.nan,
+    "triggered": False,
+    "channel": -1,
+    "kind": -1,
+    "how": -1,
+}
+
+
+def _fill(part: pd.DataFrame) -> pd.DataFrame:
+    """One kind of row with every column of `_GROUP_SCHEMA`: the ones it lacks get a default, never a null
+    (Arrow and pandas would turn an integer column with nulls into floats, and int64 nanoseconds lose
+    precision as floats)."""
+    out = pd.DataFrame(index=part.index)
+    for name, dtype in _FILL.items():
+        out[name] = (
+            part[name].to_numpy(dtype) if name in part else np.full(len(part), _DEFAULT.get(name, 0), dtype)
+        )
+    out["stat"] = part["stat"].to_numpy(object) if "stat" in part else None
+    return out
+
+
+def _add_local_hours(batches, zone_of_sub, zone_names):
+    """mapInPandas: the local hour-of-week of each send and engagement, in its person's final timezone."""
+    codes, names = zone_of_sub.value, np.asarray(zone_names.value, dtype=object)
+    for pdf in batches:
+        timed = pdf["table"].isin([_SENDS, _ENGAGEMENTS]).to_numpy()
+        how = np.full(len(pdf), -1, dtype=np.int16)
+        if timed.any():
+            at = pd.Series(pd.to_datetime(pdf["at"].to_numpy(np.int64)[timed], unit="ns", utc=True))
+            zones = pd.Series(names[codes[pdf["sub"].to_numpy()[timed]]])
+            how[timed] = local_time.local_hour_of_week(at, zones)
+        pdf["how"] = how
+        yield pdf
+
+
+# ------------------------------------------------------------------------------------- feature base
+def _address_rejects(events: SparkEvents, unusable: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose address cannot be normalised, numbered by position among the validated events, as
+    `prepare._distinct_addresses` numbers them."""
+    position = events.position(unusable["rid"].to_numpy())
+    order = np.argsort(position, kind="stable")
+    position, channel = position[order], unusable["channel"].to_numpy()[order]
+    valid_position = position - np.searchsorted(events.rejected_positions, position)
+    return pd.DataFrame({
+        "table": S.EVENTS_TABLE, "file": "events", "row": valid_position + 1, "field": S.ADDRESS,
+        "reason": np.where(channel == S.CHANNELS.index(S.SMS), "unparseable phone number", "invalid e-mail address"),
+    })  # fmt: skip
+
+
+def _signal_context(events: DataFrame) -> signals.SignalContext:
+    """The whole export's facts `extract_signals` needs (see signals.SignalContext), by Spark aggregation:
+    sends and deliveries per channel and 10-minute bucket (which of the two stands for the sends depends
+    on whether the export has sends at all), then the distinct recipients per channel of that one."""
+    from pyspark.sql import functions as F
+
+    bucket = (F.col("at") - F.pmod(F.col("at"), F.lit(BUCKET_NS))).alias("bucket")
+    sendlike = events.filter(F.col("event_type").isin(S.SEND, S.DELIVERED))
+    counts = sendlike.groupBy("event_type", "channel", bucket).count().toPandas()
+    has = set(counts["event_type"])
+    sends_are_deliveries = S.SEND not in has and S.DELIVERED in has
+    kind = S.DELIVERED if sends_are_deliveries else S.SEND
+    blasts = counts[counts["event_type"] == kind]
+    sizes = pd.Series(
+        blasts["count"].to_numpy(np.int64),
+        index=pd.MultiIndex.from_arrays(
+            [blasts["channel"].to_numpy(np.int64), blasts["bucket"].to_numpy(np.int64)]
+        ),
+    )
+    audience = np.zeros(len(S.CHANNELS), dtype=np.int64)
+    sent = sendlike.filter(F.col("event_type") == kind)
+    for channel, people in sent.groupBy("channel").agg(F.countDistinct("sub")).collect():
+        audience[int(channel)] = int(people)
+    return signals.SignalContext(sends_are_deliveries, S.DELIVERED in has, sizes, audience)
+
+
+def _zone_codes(zones: pd.Series) -> tuple[np.ndarray, list[str]]:
+    codes, names = pd.factorize(zones.to_numpy(dtype=object), use_na_sentinel=True)
+    return codes.astype(np.int32), [str(n) for n in names]
+
+
+def build_feature_base_spark(
+    data_dir: str | Path, settings: Settings, spark: SparkSession | None = None
+) -> FeatureBase:
+    """`prepare.build_feature_base(load_folder(data_dir))`, with the per-event work on Spark (module docstring)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from sendtime.spark_session import configure_session, local_spark
+
+    spark = configure_session(spark) if spark is not None else local_spark()
+    sc = spark.sparkContext
+    events = load_events_spark(data_dir, settings, spark)
+    cached = [events]
+    broadcasts = []
+    try:
+        # identity: distinct normalised pairs in, people out (driver), then the map back by broadcast join
+        ev = events.events
+        pairs = (
+            ev.filter("address IS NOT NULL")
+            .select(F.col("channel").alias("code"), "address")
+            .distinct()
+            .toPandas()
+        )
+        pairs[S.CHANNEL] = np.asarray(S.CHANNELS, dtype=object)[pairs["code"].to_numpy(np.int64)]
+        unusable = ev.filter("address IS NULL").select("rid", "channel").toPandas()
+        address_rejects = _address_rejects(events, unusable)
+        region = settings.data.default_region
+        table = prepare._subscriber_addresses(events.folder, region)
+        idmap, subs = prepare.resolve_people(pairs, table, events.folder.links, settings)
+        sub_of_pair = pd.Index(subs[S.SUBSCRIBER_ID]).get_indexer(
+            idmap.subscriber_ids(pairs[S.CHANNEL], pairs[S.ADDRESS]).fillna("").to_numpy()
+        )
+        if (sub_of_pair < 0).any():  # every normalised event address is a node of the identity graph
+            raise RuntimeError("spark engine: an event address did not resolve to a subscriber")
+        mapping = spark.createDataFrame(
+            pd.DataFrame({"channel": pairs["code"].to_numpy(np.int8), "address": pairs[S.ADDRESS].to_numpy(object),
+                          "sub": sub_of_pair.astype(np.int32)}),
+            "channel byte, address string, sub int",
+        )  # fmt: skip
+        joined = ev.join(F.broadcast(mapping), ["channel", "address"], "inner").drop("address")
+        joined = joined.persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(joined)
+
+        # whole-export facts for the groups: blast counts, audiences, known timezones
+        context = _signal_context(joined)
+        n_usable = events.folder.raw_rows[S.EVENTS_TABLE] - len(events.rejected_positions) - len(unusable)
+        table_tz, phone_tz, linked_tz = prepare.timezone_sources(subs, idmap, table)
+        known, known_tz = prepare.known_timezones(table_tz, phone_tz, linked_tz)
+        known_codes, known_names = _zone_codes(known_tz)
+        known_b, names_b = sc.broadcast(known_codes), sc.broadcast(known_names)
+        broadcasts += [known_b, names_b]
+
+        n_groups = max(spark.sparkContext.defaultParallelism, math.ceil(n_usable / EVENTS_PER_TASK))
+        signal_settings = settings.signals
+        grouped = joined.groupBy((F.col("sub") % n_groups).alias("_group")).applyInPandas(
+            lambda pdf: _signal_group(pdf, signal_settings, context, known_b.value, names_b.value), _GROUP_SCHEMA
+        ).persist(StorageLevel.MEMORY_AND_DISK)  # fmt: skip
+        cached.append(grouped)
+
+        small = grouped.filter(F.col("table") >= _ACTIVITY_UTC).toPandas()
+        stats_rows = small[small["table"] == _STATS]
+        last = stats_rows.loc[stats_rows["stat"] == _STAT_LAST_ENGAGEMENT, "n"].to_numpy(np.int64)
+        totals = (
+            stats_rows[stats_rows["stat"] != _STAT_LAST_ENGAGEMENT].groupby("stat", sort=False)["n"].sum()
+        )
+        n_engagements = int(totals.get("human_opens", 0) + totals.get("clicks", 0))
+
+        # timezones: the activity inference from the summed histograms, then the precedence
+        activity_tz = pd.Series(pd.NA, index=range(len(subs)), dtype=object)
+        if (~known).any() and n_engagements:
+            unknown_rows = np.flatnonzero(~known.to_numpy())
+            cells = small[small["table"] == _ACTIVITY_UTC]
+            counts = np.zeros((len(unknown_rows), S.HOURS_PER_WEEK))
+            np.add.at(counts, (np.searchsorted(unknown_rows, cells["sub"].to_numpy()), cells["how"].to_numpy(np.int64)),
+                      cells["n"].to_numpy(np.float64))  # fmt: skip
+            local = small[small["table"] == _ACTIVITY_LOCAL]
+            pop = None
+            if known.any():
+                pop = np.zeros(S.HOURS_PER_WEEK, dtype=np.int64)
+                np.add.at(pop, local["how"].to_numpy(np.int64), local["n"].to_numpy(np.int64))
+            reference = pd.Timestamp(int(last[last != NAT].max()), unit="ns", tz="UTC")
+            activity_tz = prepare.infer_activity_timezones(
+                counts, unknown_rows, pop, known_tz, reference, settings
+            )
+        tz = prepare.finish_timezones(subs, (table_tz, phone_tz, linked_tz, activity_tz), settings)
+        subs = prepare.finish_subscribers(subs, tz)
+
+        # local hour-of-week per row on the executors, then the tables back in the local engine's order
+        zone_codes, zone_names = _zone_codes(subs["timezone"])
+        zone_b, zone_names_b = sc.broadcast(zone_codes), sc.broadcast(zone_names)
+        broadcasts += [zone_b, zone_names_b]
+        rows = grouped.filter(F.col("table") <= _OPTOUTS).mapInPandas(
+            lambda batches: _add_local_hours(batches, zone_b, zone_names_b), _GROUP_SCHEMA
+        ).toPandas()  # fmt: skip
+        sends, engagements, optouts = _assemble(rows)
+    finally:
+        for frame in cached:
+            frame.unpersist()
+        for b in broadcasts:
+            b.unpersist()
+
+    stats = {str(k): int(v) for k, v in totals.items()}
+    stats.update(prepare.identity_stats(int(len(unusable)), idmap, subs, tz))
+    log.info("spark feature base: %d usable events, %d subscribers", n_usable, len(subs))
+    return FeatureBase(
+        subscribers=subs,
+        addresses=prepare.address_lookup(idmap),
+        sends=sends,
+        engagements=engagements,
+        optouts=optouts,
+        has_sends=len(sends) > 0,
+        stats=stats,
+        rejects=address_rejects,
+    )
+
+
+def _instants(ns: pd.Series) -> pd.Series:
+    return pd.Series(ns.to_numpy(np.int64).view("datetime64[ns]")).dt.tz_localize("UTC")
+
+
+def _assemble(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The groups' rows as the local engine's tables: its columns, dtypes and order (time, kind, file row)."""
+    out = []
+    for table, order_by, columns in (
+        (_SENDS, ("at",), ("triggered", "how")),
+        (_ENGAGEMENTS, ("at", "kind"), ("kind", "sent_at", "delay_h", "how")),
+        (_OPTOUTS, (), ()),
+    ):
+        part = rows[rows["table"] == table]
+        keys = [part["row"].to_numpy(np.int64)] + [part[k].to_numpy(np.int64) for k in reversed(order_by)]
+        part = part.iloc[np.lexsort(keys)].reset_index(drop=True)
+        frame = pd.DataFrame({"sub": part["sub"].to_numpy(np.int32), "channel": part["channel"].to_numpy(np.int8),
+                              "at": _instants(part["at"])})  # fmt: skip
+        for name in columns:
+            values = part[name]
+            if name == "sent_at":
+                values = _instants(values)
+            frame[name] = values.to_numpy(dtype=_FILL.get(name)) if name != "sent_at" else values
+        out.append(frame)
+    return out[0], out[1], out[2]
+
+
+def build_profiles_spark(
+    data_dir: str | Path,
+    as_of: pd.Timestamp | str | None = None,
+    settings: Settings | None = None,
+    spark: SparkSession | None = None,
+    shrinkage: dict[str, dict[str, float]] | None = None,
+) -> Profiles:
+    """`build_profiles(build_feature_base_spark(data_dir), as_of)`: profiles from the events before `as_of`.
+
+    `as_of` None: one second after the last event (every event counts). `spark` None: `local_spark()`.
+    """
+    from sendtime.configs.settings import load_settings
+    from sendtime.features.profiles import build_profiles
+
+    settings = settings or load_settings()
+    base = build_feature_base_spark(data_dir, settings, spark)
+    if as_of is None:
+        as_of = base.span[1] + pd.Timedelta(seconds=1)
+    return build_profiles(base, as_of, settings.profiles, shrinkage)
