@@ -83,11 +83,6 @@ def test_a_future_event_cannot_change_a_training_feature(small_world, tmp_path):
     _check_no_leakage(_copy_world(small_world, tmp_path / "known", all_timezones_known=True), tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known leak: features/prepare.py infers timezones from activity over the "
-    "whole export, so later events can move a person's timezone and with it every local hour",
-)
 def test_a_future_event_cannot_move_an_inferred_timezone(small_world, tmp_path):
     _check_no_leakage(_copy_world(small_world, tmp_path / "as-is", all_timezones_known=False), tmp_path)
 

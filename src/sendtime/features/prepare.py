@@ -103,22 +103,17 @@ def timezone_sources(
     return table_tz, phone_tz, linked_tz
 
 
-def known_timezones(table_tz: pd.Series, phone_tz: pd.Series, linked_tz: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(known: a source other than activity names a zone, that zone): what the activity inference learns from."""
-    return table_tz.notna() | phone_tz.notna() | linked_tz.notna(), table_tz.fillna(phone_tz).fillna(linked_tz)
-
-
 def _resolve_timezones(
-    subs: pd.DataFrame, idmap: identity.IdentityMap, table: pd.DataFrame | None, engagements: pd.DataFrame,
-    settings: Settings,
+    subs: pd.DataFrame, idmap: identity.IdentityMap, table: pd.DataFrame | None, settings: Settings
 ) -> pd.DataFrame:
-    """Timezone per person by precedence: own row in the subscribers table, phone, linked row, activity, default."""
-    n = len(subs)
+    """Timezone per person by precedence: own row in the subscribers table, phone, linked row, default.
+
+    The activity pattern is not used here: it would look at every event, later ones included. People
+    left on the default get a zone inferred from their activity per profile instant instead
+    (`profiles.timezones_as_of`), from the events before that instant only.
+    """
     table_tz, phone_tz, linked_tz = timezone_sources(subs, idmap, table)
-    activity_tz = pd.Series(pd.NA, index=range(n), dtype=object)
-    known, known_tz = known_timezones(table_tz, phone_tz, linked_tz)
-    if (~known).any() and len(engagements):
-        activity_tz = _activity_timezones(engagements, known, known_tz, settings)
+    activity_tz = pd.Series(pd.NA, index=range(len(subs)), dtype=object)
     return finish_timezones(subs, (table_tz, phone_tz, linked_tz, activity_tz), settings)
 
 
@@ -127,47 +122,6 @@ def finish_timezones(subs: pd.DataFrame, sources: tuple[pd.Series, ...], setting
     return local_time.resolve_timezones(
         subs[S.SUBSCRIBER_ID].reset_index(drop=True), *sources, settings.data.default_timezone
     )
-
-
-def _activity_timezones(
-    engagements: pd.DataFrame, known: pd.Series, known_tz: pd.Series, settings: Settings
-) -> pd.Series:
-    """Infer a timezone from when people engage, against the local-time pattern of people we can place."""
-    n = len(known)
-    subs_arr = engagements["sub"].to_numpy()
-    utc_how = local_time.local_hour_of_week(engagements["at"], "UTC").astype(np.int64)
-    counts = np.zeros((n, S.HOURS_PER_WEEK))
-    np.add.at(counts, (subs_arr, utc_how), 1.0)
-    known_mask = known.to_numpy()
-    pop = None
-    if known_mask.any():
-        rows = engagements[known_mask[subs_arr]]
-        tz_rows = known_tz.to_numpy()[rows["sub"].to_numpy()]
-        local = local_time.local_hour_of_week(rows["at"].reset_index(drop=True), pd.Series(tz_rows))
-        pop = np.bincount(local, minlength=S.HOURS_PER_WEEK)
-    idx = np.flatnonzero(~known_mask)
-    return infer_activity_timezones(counts[idx], idx, pop, known_tz, engagements["at"].max(), settings)
-
-
-def infer_activity_timezones(
-    unknown_counts: np.ndarray, unknown_rows: np.ndarray, population_counts: np.ndarray | None,
-    known_tz: pd.Series, reference: pd.Timestamp, settings: Settings,
-) -> pd.Series:
-    """Activity timezones from counts alone (so partial counts summed elsewhere give the same answer).
-
-    `unknown_counts [m, 168]`: engagements per UTC hour-of-week of the people at `unknown_rows`;
-    `population_counts [168]`: engagements per local hour-of-week of the people whose zone is known
-    (None: nobody's is); `reference`: the last engagement, whose UTC offsets are compared.
-    """
-    candidates = sorted(set(known_tz.dropna().unique()) | {settings.data.default_timezone})
-    pop = np.ones(S.HOURS_PER_WEEK) if population_counts is None else np.asarray(population_counts).astype(float)
-    pop = (pop + 1.0) / (pop + 1.0).sum()
-    tz, _margin = local_time.infer_timezone_from_activity(
-        unknown_counts, pop, candidates, reference, settings.profiles.min_events_for_activity_tz
-    )
-    out = pd.Series(pd.NA, index=range(len(known_tz)), dtype=object)
-    out.iloc[unknown_rows] = [t if t is not None else pd.NA for t in tz]
-    return out
 
 
 def resolve_people(
@@ -250,7 +204,7 @@ def build_feature_base(data: DataFolder, settings: Settings, progress: bool = Fa
     frame["at"] = pd.to_datetime(frame["at"], utc=True)
     sig = signals.extract_signals(frame, settings.signals)
 
-    tz = _resolve_timezones(subs, idmap, table, sig.engagements, settings)
+    tz = _resolve_timezones(subs, idmap, table, settings)
     subs = finish_subscribers(subs, tz)
 
     tz_of = subs["timezone"].to_numpy()

@@ -20,7 +20,7 @@ send never saw what happened after it. See docs/estimator.md for the reasoning; 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import ProfileSettings
+from sendtime.features import local_time
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.signals import CLICK_KIND
 
@@ -508,6 +509,57 @@ def _levels(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, c
     return table, cohort_rates
 
 
+# -------------------------------------------------------------------------------------------- time
+def timezones_as_of(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings) -> FeatureBase:
+    """People with no known timezone get one inferred from when they engaged *before as_of*.
+
+    Inference is point-in-time like everything else here: a later engagement must not move a
+    person's clock (and with it every local hour of their history) in a profile built before it.
+    Their events' local hours are recomputed in the inferred zone; everybody else is untouched.
+    """
+    subs = base.subscribers
+    unknown = (subs[S.TZ_SOURCE] == "default").to_numpy()
+    eng = base.engagements[base.engagements["at"] < as_of]
+    if not unknown.any() or eng.empty:
+        return base
+    sub = eng["sub"].to_numpy()
+    of_unknown = unknown[sub]
+    rows = np.flatnonzero(unknown)
+    position = np.full(len(subs), -1)
+    position[rows] = np.arange(rows.size)
+    utc_how = local_time.local_hour_of_week(eng["at"][of_unknown].reset_index(drop=True), "UTC").astype(np.int64)
+    counts = np.zeros((rows.size, H))
+    np.add.at(counts, (position[sub[of_unknown]], utc_how), 1.0)
+    population = np.bincount(eng["how"].to_numpy()[~of_unknown].astype(np.int64), minlength=H).astype(float) + 1.0
+    candidates = sorted(set(subs["timezone"].astype(str)))
+    zones, _ = local_time.infer_timezone_from_activity(
+        counts, population / population.sum(), candidates, eng["at"].max(), settings.min_events_for_activity_tz
+    )
+    current = subs["timezone"].to_numpy(dtype=object)[rows]
+    moved = np.array([z is not None and z != c for z, c in zip(zones, current, strict=True)], dtype=bool)
+    if not moved.any():
+        return base
+    subs = subs.copy()
+    subs.loc[rows[moved], "timezone"] = np.asarray(zones, dtype=object)[moved]
+    subs.loc[rows[moved], S.TZ_SOURCE] = "activity"
+    changed = np.zeros(len(subs), dtype=bool)
+    changed[rows[moved]] = True
+    zone_of = subs["timezone"].to_numpy(dtype=object)
+
+    def relocal(frame: pd.DataFrame) -> pd.DataFrame:
+        hit = changed[frame["sub"].to_numpy()]
+        if not hit.any():
+            return frame
+        frame = frame.copy()
+        part = frame.loc[hit]
+        frame.loc[hit, "how"] = local_time.local_hour_of_week(
+            part["at"].reset_index(drop=True), pd.Series(zone_of[part["sub"].to_numpy()])
+        )
+        return frame
+
+    return replace(base, subscribers=subs, sends=relocal(base.sends), engagements=relocal(base.engagements))
+
+
 # ---------------------------------------------------------------------------------------------- build
 def build_profiles(base: FeatureBase, as_of: pd.Timestamp | str, settings: ProfileSettings | None = None,
                    shrinkage: dict[str, dict[str, float]] | None = None) -> Profiles:
@@ -515,6 +567,7 @@ def build_profiles(base: FeatureBase, as_of: pd.Timestamp | str, settings: Profi
     settings = settings or ProfileSettings()
     as_of = pd.Timestamp(as_of)
     as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    base = timezones_as_of(base, as_of, settings)
     past = base.engagements[base.engagements["at"] < as_of]
     kernel = delay_kernel(past)
     if shrinkage is None:

@@ -18,12 +18,11 @@ distinct (channel, address) pairs (a Spark distinct)   `identity.resolve_identit
 blast counts per channel and 10-minute bucket, and     pairs + links (`prepare.resolve_people`), then
 per-channel audiences (Spark aggregations)             the pair -> subscriber map, broadcast-joined
 `signals.extract_signals` per group of subscribers     timezone sources (table, phone, linked row)
-(groupBy(sub % k).applyInPandas) with the whole        the activity-timezone inference, from the
-export's facts passed in (`signals.SignalContext`)     summed per-group histograms
-per-group activity histograms (UTC hour-of-week of     `local_time.resolve_timezones`, phone states
-people without a zone; local hour-of-week of those     assembling the FeatureBase (sorting the groups'
-with one)                                              rows back into the local engine's order)
-the local hour-of-week of every send and engagement    `profiles.build_profiles` (unchanged, one node)
+(groupBy(sub % k).applyInPandas) with the whole        `local_time.resolve_timezones`, phone states
+export's facts passed in (`signals.SignalContext`)     assembling the FeatureBase (sorting the groups'
+                                                       rows back into the local engine's order)
+the local hour-of-week of every send and engagement    `profiles.build_profiles` (unchanged, one node;
+                                                       it infers activity timezones as of its instant)
 =====================================================  =============================================
 
 Memory: the raw events (addresses, message ids, free text) never reach the driver. It holds the
@@ -89,10 +88,9 @@ _REASON_ORDER = (
 # what the executors send back: one schema per stage, a `kind`/`table` column says what a row is
 _VALID_SCHEMA = ("kind byte, rid long, at long, channel byte, event_type string, address string, message_id string, "
                  "machine_open boolean, field string, reason string")  # fmt: skip
-_SENDS, _ENGAGEMENTS, _OPTOUTS, _ACTIVITY_UTC, _ACTIVITY_LOCAL, _STATS = range(6)
+_SENDS, _ENGAGEMENTS, _OPTOUTS, _STATS = range(4)
 _GROUP_SCHEMA = ("table byte, sub int, channel byte, at long, kind byte, sent_at long, delay_h double, "
                  "triggered boolean, row long, how short, n long, stat string")  # fmt: skip
-_STAT_LAST_ENGAGEMENT = "_last_engagement_ns"
 
 
 @dataclass
@@ -279,11 +277,9 @@ def _checked_events(validated: DataFrame, folder: Path, path: Path, settings: Se
 
 
 # ------------------------------------------------------------------------------------ signal groups
-def _signal_group(
-    pdf: pd.DataFrame, signal_settings: SignalSettings, context, known_zone: np.ndarray, zone_names: list[str]
-):
-    """applyInPandas: `signals.extract_signals` on every event of a group of subscribers, plus the
-    group's share of the activity-timezone histograms; one row table (see `_GROUP_SCHEMA`)."""
+def _signal_group(pdf: pd.DataFrame, signal_settings: SignalSettings, context):
+    """applyInPandas: `signals.extract_signals` on every event of a group of subscribers; one row table
+    (see `_GROUP_SCHEMA`). Activity timezones are inferred later, per profile instant (profiles.py)."""
     pdf = pdf.sort_values("rid", kind="stable")  # the file's order: ties in time break as in one call
     frame = pd.DataFrame({
         "sub": pdf["sub"].to_numpy(np.int32),
@@ -303,40 +299,7 @@ def _signal_group(
         _rows(_OPTOUTS, sig.optouts),
     ]  # fmt: skip
 
-    # activity timezones: UTC hour-of-week counts of people without a zone, local ones of the others
-    zone = known_zone[eng["sub"].to_numpy()]
-    unknown = zone < 0
-    if unknown.any():
-        utc = local_time.local_hour_of_week(eng["at"][unknown].reset_index(drop=True), "UTC").astype(np.int64)
-        cells = pd.Series(
-            eng["sub"].to_numpy()[unknown].astype(np.int64) * S.HOURS_PER_WEEK + utc
-        ).value_counts()
-        parts.append(
-            pd.DataFrame(
-                {
-                    "table": np.int8(_ACTIVITY_UTC),
-                    "sub": (cells.index // S.HOURS_PER_WEEK).astype(np.int32),
-                    "how": (cells.index % S.HOURS_PER_WEEK).astype(np.int16),
-                    "n": cells.to_numpy(np.int64),
-                }
-            )
-        )
-    if (~unknown).any():
-        names = np.asarray(zone_names, dtype=object)[zone[~unknown]]
-        local = local_time.local_hour_of_week(eng["at"][~unknown].reset_index(drop=True), pd.Series(names))
-        hist = np.bincount(local, minlength=S.HOURS_PER_WEEK)
-        hours = np.flatnonzero(hist)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "table": np.int8(_ACTIVITY_LOCAL),
-                    "how": hours.astype(np.int16),
-                    "n": hist[hours].astype(np.int64),
-                }
-            )
-        )
     stats = dict(sig.stats)
-    stats[_STAT_LAST_ENGAGEMENT] = int(_ns(eng["at"]).max()) if len(eng) else NAT
     parts.append(
         pd.DataFrame(
             {"table": np.int8(_STATS), "stat": list(stats), "n": np.array(list(stats.values()), np.int64)}
@@ -489,43 +452,22 @@ def build_feature_base_spark(
         context = _signal_context(joined)
         n_usable = events.folder.raw_rows[S.EVENTS_TABLE] - len(events.rejected_positions) - len(unusable)
         table_tz, phone_tz, linked_tz = prepare.timezone_sources(subs, idmap, table)
-        known, known_tz = prepare.known_timezones(table_tz, phone_tz, linked_tz)
-        known_codes, known_names = _zone_codes(known_tz)
-        known_b, names_b = sc.broadcast(known_codes), sc.broadcast(known_names)
-        broadcasts += [known_b, names_b]
 
         n_groups = max(spark.sparkContext.defaultParallelism, math.ceil(n_usable / EVENTS_PER_TASK))
         signal_settings = settings.signals
         grouped = joined.groupBy((F.col("sub") % n_groups).alias("_group")).applyInPandas(
-            lambda pdf: _signal_group(pdf, signal_settings, context, known_b.value, names_b.value), _GROUP_SCHEMA
+            lambda pdf: _signal_group(pdf, signal_settings, context), _GROUP_SCHEMA
         ).persist(StorageLevel.MEMORY_AND_DISK)  # fmt: skip
         cached.append(grouped)
 
-        small = grouped.filter(F.col("table") >= _ACTIVITY_UTC).toPandas()
+        small = grouped.filter(F.col("table") == _STATS).toPandas()
         stats_rows = small[small["table"] == _STATS]
-        last = stats_rows.loc[stats_rows["stat"] == _STAT_LAST_ENGAGEMENT, "n"].to_numpy(np.int64)
         totals = (
-            stats_rows[stats_rows["stat"] != _STAT_LAST_ENGAGEMENT].groupby("stat", sort=False)["n"].sum()
+            stats_rows.groupby("stat", sort=False)["n"].sum()
         )
-        n_engagements = int(totals.get("human_opens", 0) + totals.get("clicks", 0))
 
-        # timezones: the activity inference from the summed histograms, then the precedence
+        # timezones by precedence; the activity inference happens per profile instant (profiles.py)
         activity_tz = pd.Series(pd.NA, index=range(len(subs)), dtype=object)
-        if (~known).any() and n_engagements:
-            unknown_rows = np.flatnonzero(~known.to_numpy())
-            cells = small[small["table"] == _ACTIVITY_UTC]
-            counts = np.zeros((len(unknown_rows), S.HOURS_PER_WEEK))
-            np.add.at(counts, (np.searchsorted(unknown_rows, cells["sub"].to_numpy()), cells["how"].to_numpy(np.int64)),
-                      cells["n"].to_numpy(np.float64))  # fmt: skip
-            local = small[small["table"] == _ACTIVITY_LOCAL]
-            pop = None
-            if known.any():
-                pop = np.zeros(S.HOURS_PER_WEEK, dtype=np.int64)
-                np.add.at(pop, local["how"].to_numpy(np.int64), local["n"].to_numpy(np.int64))
-            reference = pd.Timestamp(int(last[last != NAT].max()), unit="ns", tz="UTC")
-            activity_tz = prepare.infer_activity_timezones(
-                counts, unknown_rows, pop, known_tz, reference, settings
-            )
         tz = prepare.finish_timezones(subs, (table_tz, phone_tz, linked_tz, activity_tz), settings)
         subs = prepare.finish_subscribers(subs, tz)
 
