@@ -49,11 +49,14 @@ format: setup ## ruff format and autofix
 	$(VENV)/bin/ruff format src tests
 	$(VENV)/bin/ruff check --fix src tests
 
-bench: setup ## speed and quality benchmarks (minutes; see README)
-	$(PY) -m sendtime.experiments.bench_profiles --events 1000000
+bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the README)
+	$(PY) -m sendtime.experiments.bench_profiles --events 1000000 10000000
+	$(PY) -m sendtime.experiments.bench_training
+	$(PY) -m sendtime.experiments.bench_schedule --rows 100000 1000000
 	$(PY) -m sendtime.experiments.bench_allocation --rows 1000000 --hours 24
-	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2
+	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 2000 5000
 	$(PY) -m sendtime.experiments.bench_outspot
+	$(PY) -m sendtime.experiments.bench_load --start-server
 
 clean: ## remove local state (.sendtime) and caches, keep .venv
 	rm -rf .sendtime .pytest_cache .ruff_cache

@@ -40,8 +40,8 @@ def audience_file(small_world, tmp_path_factory):
 @pytest.mark.parametrize(
     "options",
     [
-        {"max_sms": 15, "max_per_hour": {"email": 20, "sms": 3}},
-        {"max_sms": 15, "max_per_hour": {"email": 20}, "holdout": 0.15, "explore": 0.1, "seed": 4},
+        {"max_sms": 15, "max_per_hour": {"email": 12, "sms": 2}},
+        {"max_sms": 15, "max_per_hour": {"email": 12}, "holdout": 0.15, "explore": 0.1, "seed": 4},
     ],
     ids=["budget-and-caps", "with-holdout-and-exploration"],
 )
