@@ -23,8 +23,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from sendtime.experiments.simulate import simulate
 
     summary = simulate(args.out, subscribers=args.subscribers, days=args.days, seed=args.seed, progress=True)
-    print(f"wrote a simulated world to {args.out}: {summary['people']:,} people, {summary['events']:,} events "
-          f"in {summary['seconds']:.1f} s (ground truth in {Path(args.out) / 'ground_truth'})")
+    print(
+        f"wrote a simulated world to {args.out}: {summary['people']:,} people, {summary['events']:,} events "
+        f"in {summary['seconds']:.1f} s (ground truth in {Path(args.out) / 'ground_truth'})"
+    )
     return 0
 
 
@@ -40,10 +42,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     line += f"{min(m.get(f'{b}_log_loss', float('inf')) for b in _BASELINES):.4f}), AUC {m.get('auc', float('nan')):.3f}"
     print(line)
     if "model_capture" in m:
-        print(f"capture {m['model_capture']:.3f} (smoothed histogram {m.get('smoothed_histogram_capture', float('nan')):.3f}); "
-              f"with a 30% SMS budget {m.get('budget30_model_capture', float('nan')):.3f}")
+        print(
+            f"capture {m['model_capture']:.3f} (smoothed histogram {m.get('smoothed_histogram_capture', float('nan')):.3f}); "
+            f"with a 30% SMS budget {m.get('budget30_model_capture', float('nan')):.3f}"
+        )
     champ = "none" if result.champion_log_loss is None else f"{result.champion_log_loss:.4f}"
-    print(f"promoted to champion: {'yes' if result.promoted else 'no'} (champion log loss on this test set: {champ})")
+    print(
+        f"promoted to champion: {'yes' if result.promoted else 'no'} (champion log loss on this test set: {champ})"
+    )
     return 0
 
 
@@ -53,8 +59,14 @@ _BASELINES = ("campaign_time", "population_best_hour", "most_frequent_hour", "sm
 def cmd_tune(args: argparse.Namespace) -> int:
     from sendtime.training.tune import run_tune
 
-    return run_tune(args.data, args.trials, _settings(args), config_path=args.config, out_config=args.out_config,
-                    study_name=args.study)
+    return run_tune(
+        args.data,
+        args.trials,
+        _settings(args),
+        config_path=args.config,
+        out_config=args.out_config,
+        study_name=args.study,
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -70,12 +82,23 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     for item in args.max_per_hour or []:
         channel, _, number = item.partition("=")
         if not number.isdigit() or channel.strip().lower() not in ("email", "sms"):
-            raise SystemExit(f"--max-per-hour {item!r}: expected CHANNEL=N with CHANNEL email or sms and N a whole number")
+            raise SystemExit(
+                f"--max-per-hour {item!r}: expected CHANNEL=N with CHANNEL email or sms and N a whole number"
+            )
         caps[channel.strip().lower()] = int(number)
     return run_schedule(
-        audience=args.audience, start=args.start, end=args.end, out=args.out, settings=_settings(args),
-        max_sms=args.max_sms, max_per_hour=caps, holdout=args.holdout, explore=args.explore,
-        campaign_time=args.campaign_time, seed=args.seed, engine=args.engine,
+        audience=args.audience,
+        start=args.start,
+        end=args.end,
+        out=args.out,
+        settings=_settings(args),
+        max_sms=args.max_sms,
+        max_per_hour=caps,
+        holdout=args.holdout,
+        explore=args.explore,
+        campaign_time=args.campaign_time,
+        seed=args.seed,
+        engine=args.engine,
     )
 
 
@@ -95,7 +118,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sendtime", description="Which channel and what time to send, per subscriber.")
+    parser = argparse.ArgumentParser(
+        prog="sendtime", description="Which channel and what time to send, per subscriber."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -106,8 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("train", help="build features, train, evaluate against baselines, log to MLflow, register")
-    p.add_argument("--data", required=True, help="data folder (events, optional subscribers and identity_links)")
+    p = sub.add_parser(
+        "train", help="build features, train, evaluate against baselines, log to MLflow, register"
+    )
+    p.add_argument(
+        "--data", required=True, help="data folder (events, optional subscribers and identity_links)"
+    )
     p.add_argument("--config", help="YAML settings file (see configs/default.yaml)")
     p.set_defaults(func=cmd_train)
 
@@ -119,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default="sendtime", help="Optuna study name (resumable)")
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("evaluate", help="offline report for the champion (against ground truth where present)")
+    p = sub.add_parser(
+        "evaluate", help="offline report for the champion (against ground truth where present)"
+    )
     p.add_argument("--data", required=True)
     p.add_argument("--config")
     p.add_argument("--version", help="registered model version (default: the champion)")
@@ -131,10 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", required=True, help="window end, ISO-8601 with offset or Z")
     p.add_argument("--out", required=True, help="plan file (.csv or .parquet)")
     p.add_argument("--max-sms", type=int, help="cap on the number of SMS in the plan")
-    p.add_argument("--max-per-hour", action="append", metavar="CHANNEL=N", help="cap sends per clock hour (repeatable)")
+    p.add_argument(
+        "--max-per-hour", action="append", metavar="CHANNEL=N", help="cap sends per clock hour (repeatable)"
+    )
     p.add_argument("--holdout", type=float, default=0.0, help="share kept on the plain campaign time")
     p.add_argument("--campaign-time", help="the campaign's plain send time (default: window start)")
-    p.add_argument("--explore", type=float, default=0.0, help="share of random feasible hours, with propensities")
+    p.add_argument(
+        "--explore", type=float, default=0.0, help="share of random feasible hours, with propensities"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--engine", choices=["local", "spark"], default="local")
     p.add_argument("--config")
@@ -155,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     # OpenMP threads that spin while waiting slow LightGBM down by 10-100x on a busy 2-core machine
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -35,8 +35,12 @@ def test_a_later_event_changes_nothing(base, test_settings):
     sends = base.sends.iloc[:50].copy()
     sends["at"] = as_of + pd.Timedelta(minutes=30)
     grown = FeatureBase(
-        subscribers=base.subscribers, addresses=base.addresses, sends=pd.concat([base.sends, sends]),
-        engagements=pd.concat([base.engagements, later]), optouts=base.optouts, has_sends=base.has_sends,
+        subscribers=base.subscribers,
+        addresses=base.addresses,
+        sends=pd.concat([base.sends, sends]),
+        engagements=pd.concat([base.engagements, later]),
+        optouts=base.optouts,
+        has_sends=base.has_sends,
     )
     after = build_profiles(grown, as_of, test_settings.profiles)
     assert after.shrinkage == before.shrinkage  # chosen on held-out weeks before as_of only
@@ -66,8 +70,12 @@ def test_profile_table_holds_no_address_and_values_in_range(base, small_world, t
         for col in (f"{c}_click_rate", f"{c}_engage_rate", f"{c}_data_weight"):
             assert table[col].between(0, 1).all(), col
         assert (table[f"{c}_recency_days"].dropna() >= 0).all()
-    assert set(table[f"{S.EMAIL}_pattern_source"]) <= {"personal history", "linked profile", "cohort prior",
-                                                       "population prior"}
+    assert set(table[f"{S.EMAIL}_pattern_source"]) <= {
+        "personal history",
+        "linked profile",
+        "cohort prior",
+        "population prior",
+    }
 
 
 def test_ids_are_stable_and_salted(small_world, test_settings, monkeypatch):
@@ -80,8 +88,15 @@ def test_ids_are_stable_and_salted(small_world, test_settings, monkeypatch):
     assert not set(first) & set(salted)
 
 
-def _hour_capture(estimate: np.ndarray, rows: np.ndarray, gt: capture.GroundTruth, how: np.ndarray,
-                  truth: np.ndarray, mask: np.ndarray, c: int) -> float:
+def _hour_capture(
+    estimate: np.ndarray,
+    rows: np.ndarray,
+    gt: capture.GroundTruth,
+    how: np.ndarray,
+    truth: np.ndarray,
+    mask: np.ndarray,
+    c: int,
+) -> float:
     sel = mask[:, c].any(axis=1) & (rows >= 0)
     est = np.where(mask[sel, c], estimate[rows[sel][:, None], c, how[sel]], -np.inf)
     t, m = truth[sel, c], mask[sel, c]
@@ -103,7 +118,10 @@ def test_profile_top_hours_beat_a_raw_histogram(base, small_world, test_settings
 
     as_of = _as_of(base)
     profiles = build_profiles(base, as_of, test_settings.profiles)
-    raw = raw_histograms(base, as_of) + np.random.default_rng(0).random((len(profiles), 2, S.HOURS_PER_WEEK)) * 1e-6
+    raw = (
+        raw_histograms(base, as_of)
+        + np.random.default_rng(0).random((len(profiles), 2, S.HOURS_PER_WEEK)) * 1e-6
+    )
     gt = capture.GroundTruth.load(small_world)
     predictor = Predictor(_NoModel(), profiles, test_settings)
     ours, theirs = [], []

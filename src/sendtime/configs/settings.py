@@ -20,24 +20,36 @@ class _Section(BaseModel):
 
 
 class DataSettings(_Section):
-    bad_share_limit: float = Field(0.2, ge=0, le=1, description="fail when more than this share of rows is rejected")
+    bad_share_limit: float = Field(
+        0.2, ge=0, le=1, description="fail when more than this share of rows is rejected"
+    )
     default_region: str = Field("US", description="region for phone numbers written without a country code")
     default_timezone: str = Field("America/New_York", description="timezone when nothing else reveals it")
     salt_env: str = Field("SENDTIME_SALT", description="environment variable that may hold the hashing salt")
-    salt: str = Field("sendtime-default-salt", description="salt for address hashes when the env var is unset")
+    salt: str = Field(
+        "sendtime-default-salt", description="salt for address hashes when the env var is unset"
+    )
 
 
 class IdentitySettings(_Section):
     max_addresses_per_channel: int = Field(
-        1, ge=1, description="a link that would give one person more addresses than this on a channel is refused"
+        1,
+        ge=1,
+        description="a link that would give one person more addresses than this on a channel is refused",
     )
 
 
 class SignalSettings(_Section):
-    machine_open_seconds: float = Field(120, gt=0, description="an open this soon after delivery looks automated")
-    machine_open_share: float = Field(0.7, ge=0, le=1, description="share of fast opens that marks an MPP reader")
+    machine_open_seconds: float = Field(
+        120, gt=0, description="an open this soon after delivery looks automated"
+    )
+    machine_open_share: float = Field(
+        0.7, ge=0, le=1, description="share of fast opens that marks an MPP reader"
+    )
     machine_open_min_messages: int = Field(5, ge=1, description="messages needed before judging a reader")
-    attribution_hours: float = Field(72, gt=0, description="an engagement answers the latest send this recent")
+    attribution_hours: float = Field(
+        72, gt=0, description="an engagement answers the latest send this recent"
+    )
     keep_late_opens_of_automated_readers: bool = Field(
         True, description="keep an automated reader's opens that come later than machine_open_seconds"
     )
@@ -52,13 +64,16 @@ class ProfileSettings(_Section):
     )
     min_events_for_activity_tz: int = Field(20, ge=1, description="engagements needed to infer a timezone")
     shrinkage_overrides: dict[str, dict[str, float]] | None = Field(
-        None, description="per channel, strengths that replace the chosen ones (e.g. written by `sendtime tune`)"
+        None,
+        description="per channel, strengths that replace the chosen ones (e.g. written by `sendtime tune`)",
     )
 
 
 class TrainingSettings(_Section):
     label_hours: float = Field(24, gt=0)
-    snapshots: int = Field(4, ge=1, description="point-in-time profile snapshots used to label training sends")
+    snapshots: int = Field(
+        4, ge=1, description="point-in-time profile snapshots used to label training sends"
+    )
     test_days: float = Field(14, gt=0)
     validation_days: float = Field(14, gt=0)
     max_training_rows: int = Field(2_000_000, ge=1000)
@@ -79,7 +94,9 @@ class TrainingSettings(_Section):
     num_boost_round: int = Field(400, ge=1)
     early_stopping_rounds: int = Field(30, ge=1)
     gate_metric: str = Field("log_loss", description="lower is better")
-    gate_margin: float = Field(0.0, ge=0, description="relative improvement a challenger needs over the champion")
+    gate_margin: float = Field(
+        0.0, ge=0, description="relative improvement a challenger needs over the champion"
+    )
     registered_model: str = "sendtime-engagement"
     experiment: str = "sendtime"
 
@@ -94,7 +111,9 @@ class PolicySettings(_Section):
     sms_cost: float = Field(0.01, ge=0, description="cost of one SMS")
     window_hours: int = Field(1, ge=1, description="width of the returned best window")
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
-    state_rules_file: str | None = Field(None, description="CSV overriding the built-in US state quiet-hour rules")
+    state_rules_file: str | None = Field(
+        None, description="CSV overriding the built-in US state quiet-hour rules"
+    )
     min_spacing_hours: dict[str, float] = Field(default_factory=lambda: {"email": 12.0, "sms": 24.0})
     explore_share: float = Field(0.0, ge=0, le=1)
     followup_min_hours: float = Field(4, ge=0)

@@ -36,9 +36,17 @@ def run_one(seed: int, subscribers: int, days: int, cache: Path) -> dict:
     result = train(world, load_settings(), progress=False, echo=lambda *_: None)
     seconds = time.perf_counter() - t0
     m = result.metrics
-    row = {"seed": seed, "subscribers": subscribers, "days": days, "train_s": seconds,
-           "capture": m["model_capture"], "capture_budget30": m["budget30_model_capture"],
-           "log_loss": m["log_loss"], "auc": m["auc"], "calibration_error": m["calibration_error"]}
+    row = {
+        "seed": seed,
+        "subscribers": subscribers,
+        "days": days,
+        "train_s": seconds,
+        "capture": m["model_capture"],
+        "capture_budget30": m["budget30_model_capture"],
+        "log_loss": m["log_loss"],
+        "auc": m["auc"],
+        "calibration_error": m["calibration_error"],
+    }
     for b in BASELINES:
         row[f"{b}_capture"] = m[f"{b}_capture"]
         row[f"{b}_log_loss"] = m[f"{b}_log_loss"]
@@ -49,7 +57,9 @@ def run_one(seed: int, subscribers: int, days: int, cache: Path) -> dict:
 
 def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before LightGBM loads: no spinning threads
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[2000, 5000])
     parser.add_argument("--days", type=int, nargs="+", default=[84])
@@ -62,13 +72,24 @@ def main() -> None:
             for seed in args.seeds:
                 rows.append(run_one(seed, size, days, args.cache))
                 r = rows[-1]
-                print(f"seed {seed} | {size:,} people x {days} days | capture {r['capture']:.3f} (budget 30% "
-                      f"{r['capture_budget30']:.3f}; best baseline {r['best_baseline_capture']:.3f}, smoothed histogram "
-                      f"{r['smoothed_histogram_capture']:.3f}) | log loss {r['log_loss']:.4f} vs best baseline "
-                      f"{r['best_baseline_log_loss']:.4f} | AUC {r['auc']:.3f} | train {r['train_s']:.0f} s", flush=True)
+                print(
+                    f"seed {seed} | {size:,} people x {days} days | capture {r['capture']:.3f} (budget 30% "
+                    f"{r['capture_budget30']:.3f}; best baseline {r['best_baseline_capture']:.3f}, smoothed histogram "
+                    f"{r['smoothed_histogram_capture']:.3f}) | log loss {r['log_loss']:.4f} vs best baseline "
+                    f"{r['best_baseline_log_loss']:.4f} | AUC {r['auc']:.3f} | train {r['train_s']:.0f} s",
+                    flush=True,
+                )
     table = pd.DataFrame(rows)
-    cols = ["capture", "capture_budget30", "smoothed_histogram_capture", "best_baseline_capture", "log_loss",
-            "best_baseline_log_loss", "calibration_error", "train_s"]
+    cols = [
+        "capture",
+        "capture_budget30",
+        "smoothed_histogram_capture",
+        "best_baseline_capture",
+        "log_loss",
+        "best_baseline_log_loss",
+        "calibration_error",
+        "train_s",
+    ]
     print("\nmedians per size:")
     print(table.groupby(["subscribers", "days"])[cols].median().to_string(float_format=lambda v: f"{v:.4f}"))
     if args.out:

@@ -40,7 +40,9 @@ def to_folder(csv: Path, out: Path) -> Path:
     raw = pd.read_csv(csv, dtype=str)
     raw.columns = [c.strip().lower() for c in raw.columns]
     address = "user" + raw["user_id"].str.strip() + "@outspot.invalid"
-    events = pd.DataFrame({S.TIMESTAMP: raw["opened"], S.CHANNEL: S.EMAIL, S.EVENT_TYPE: S.OPEN, S.ADDRESS: address})
+    events = pd.DataFrame(
+        {S.TIMESTAMP: raw["opened"], S.CHANNEL: S.EMAIL, S.EVENT_TYPE: S.OPEN, S.ADDRESS: address}
+    )
     out.mkdir(parents=True, exist_ok=True)
     events.to_csv(out / "events.csv", index=False)
     subs = pd.DataFrame({S.ADDRESS: address.unique(), S.CHANNEL: S.EMAIL, S.TIMEZONE: TIMEZONE})
@@ -84,25 +86,43 @@ def evaluate(folder: Path, cutoff_share: float) -> pd.DataFrame:
     for name, dist in methods.items():
         dist = dist / dist.sum(axis=1, keepdims=True)
         hits = top3_hits(dist + 1e-12 * np.arange(24)[::-1], rows, hours)  # ties: earlier hour first
-        out.append({"method": name, "hit@3": hits.mean(), "loglik_per_open": np.log(dist[rows, hours]).mean()})
+        out.append(
+            {"method": name, "hit@3": hits.mean(), "loglik_per_open": np.log(dist[rows, hours]).mean()}
+        )
     table = pd.DataFrame(out)
-    table.attrs.update({"cutoff": str(cutoff), "later_opens": int(after.sum()), "subscribers": int(seen.sum()),
-                        "shrinkage": profiles.shrinkage["email"], "automated_readers": base.stats.get("automated_readers")})
+    table.attrs.update(
+        {
+            "cutoff": str(cutoff),
+            "later_opens": int(after.sum()),
+            "subscribers": int(seen.sum()),
+            "shrinkage": profiles.shrinkage["email"],
+            "automated_readers": base.stats.get("automated_readers"),
+        }
+    )
     return table
 
 
 def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before LightGBM loads: no spinning threads
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--file", nargs="+", default=["opens_2013_2023.csv", "opens_2021_2023.csv"])
-    parser.add_argument("--cutoff-share", type=float, default=0.7, help="cut-off: this share of the (deduplicated) opens lies before it")
+    parser.add_argument(
+        "--cutoff-share",
+        type=float,
+        default=0.7,
+        help="cut-off: this share of the (deduplicated) opens lies before it",
+    )
     args = parser.parse_args()
     for name in args.file:
         with tempfile.TemporaryDirectory() as tmp:
             table = evaluate(to_folder(args.data / name, Path(tmp)), args.cutoff_share)
-        print(f"\n{name}: cut-off {table.attrs['cutoff']}, {table.attrs['later_opens']:,} later opens of "
-              f"{table.attrs['subscribers']:,} subscribers")
+        print(
+            f"\n{name}: cut-off {table.attrs['cutoff']}, {table.attrs['later_opens']:,} later opens of "
+            f"{table.attrs['subscribers']:,} subscribers"
+        )
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         shrink = {k: round(v, 3) for k, v in table.attrs["shrinkage"].items()}
         print(f"chosen on held-out weeks: {shrink}")

@@ -65,19 +65,28 @@ def measure(folder: Path, engine: str) -> dict:
     profiles = build_profiles(base, base.span[1] + pd.Timedelta(seconds=1), settings.profiles)
     t3 = time.perf_counter()
     return {
-        "events": n, "subscribers": len(profiles), "load_s": t1 - t0, "features_s": t2 - t1, "profiles_s": t3 - t2,
-        "total_s": t3 - t0, "events_per_s": n / (t3 - t0),
+        "events": n,
+        "subscribers": len(profiles),
+        "load_s": t1 - t0,
+        "features_s": t2 - t1,
+        "profiles_s": t3 - t2,
+        "total_s": t3 - t0,
+        "events_per_s": n / (t3 - t0),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
     }
 
 
 def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before LightGBM loads: no spinning threads
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--cache", type=Path, default=Path(".sendtime/bench"))
     parser.add_argument("--engine", choices=["local", "spark"], default="local")
-    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # internal: measure one folder, print JSON
+    parser.add_argument(
+        "--one", type=Path, help=argparse.SUPPRESS
+    )  # internal: measure one folder, print JSON
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.one, args.engine)))
@@ -85,13 +94,28 @@ def main() -> None:
     rows = []
     for events in args.events:
         folder = world_for(events, args.cache)
-        out = subprocess.run([sys.executable, "-m", "sendtime.experiments.bench_profiles", "--one", str(folder),
-                              "--engine", args.engine], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sendtime.experiments.bench_profiles",
+                "--one",
+                str(folder),
+                "--engine",
+                args.engine,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = rows[-1]
-        print(f"{r['events']:>11,} events {r['subscribers']:>8,} subscribers | load {r['load_s']:6.1f} s | features "
-              f"{r['features_s']:6.1f} s | profiles {r['profiles_s']:6.1f} s | total {r['total_s']:6.1f} s | "
-              f"{r['events_per_s']:>9,.0f} events/s | peak {r['peak_rss_gb']:.2f} GB", flush=True)
+        print(
+            f"{r['events']:>11,} events {r['subscribers']:>8,} subscribers | load {r['load_s']:6.1f} s | features "
+            f"{r['features_s']:6.1f} s | profiles {r['profiles_s']:6.1f} s | total {r['total_s']:6.1f} s | "
+            f"{r['events_per_s']:>9,.0f} events/s | peak {r['peak_rss_gb']:.2f} GB",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

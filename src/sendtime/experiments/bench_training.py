@@ -23,7 +23,9 @@ LABELLED_PER_PERSON = 30  # sends in the labelled weeks of an 84-day world, per 
 
 def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before LightGBM loads: no spinning threads
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--labelled", type=int, default=1_000_000)
     parser.add_argument("--cache", type=Path, default=Path(".sendtime/bench"))
     args = parser.parse_args()
@@ -54,18 +56,26 @@ def main() -> None:
     early = model.fit(ex.train.X, ex.train.y, ex.validation.X, ex.validation.y, settings.training)
     times["fit"] = time.perf_counter() - t
     t = time.perf_counter()
-    booster = model.refit(np.concatenate([ex.train.X, ex.validation.X]), np.concatenate([ex.train.y, ex.validation.y]),
-                          settings.training, early.best_iteration or early.current_iteration())
+    booster = model.refit(
+        np.concatenate([ex.train.X, ex.validation.X]),
+        np.concatenate([ex.train.y, ex.validation.y]),
+        settings.training,
+        early.best_iteration or early.current_iteration(),
+    )
     times["refit"] = time.perf_counter() - t
     t = time.perf_counter()
     metrics = model.metrics(ex.test.y, booster.predict(ex.test.X))
     times["score_test"] = time.perf_counter() - t
     labelled = len(ex.train.cells) + len(ex.validation.cells) + len(ex.test.cells)
-    print(f"{len(data.events):,} events, {labelled:,} labelled sends (train {len(ex.train.cells):,}, validation "
-          f"{len(ex.validation.cells):,}, test {len(ex.test.cells):,}); best iteration {early.best_iteration}")
+    print(
+        f"{len(data.events):,} events, {labelled:,} labelled sends (train {len(ex.train.cells):,}, validation "
+        f"{len(ex.validation.cells):,}, test {len(ex.test.cells):,}); best iteration {early.best_iteration}"
+    )
     print(" | ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f" | total {sum(times.values()):.1f} s")
-    print(f"test log loss {metrics['log_loss']:.4f}, AUC {metrics['auc']:.3f}; peak memory "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
+    print(
+        f"test log loss {metrics['log_loss']:.4f}, AUC {metrics['auc']:.3f}; peak memory "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB"
+    )
 
 
 if __name__ == "__main__":

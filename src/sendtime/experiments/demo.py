@@ -22,10 +22,12 @@ def make_audience(data: Path, out: Path, size: int = 1500, seed: int = 0) -> Pat
     rows = people.sample(n=min(size, len(people)), random_state=seed).reset_index(drop=True)
     audience = pd.DataFrame({"email": rows["email"], "phone": rows["phone"]})
     audience["email"] = audience["email"].where(rng.random(len(audience)) > 0.03)  # some rows lack the e-mail
-    new = pd.DataFrame({
-        "email": [f"new.subscriber{i}@example.com" for i in range(20)],
-        "phone": [f"+1312555{100 + i:04d}" if i % 2 else None for i in range(20)],
-    })
+    new = pd.DataFrame(
+        {
+            "email": [f"new.subscriber{i}@example.com" for i in range(20)],
+            "phone": [f"+1312555{100 + i:04d}" if i % 2 else None for i in range(20)],
+        }
+    )
     empty = pd.DataFrame({"email": [None, ""], "phone": [None, " "]})
     audience = pd.concat([audience, new, empty], ignore_index=True)
     audience.insert(0, "customer_ref", [f"C{i:06d}" for i in range(len(audience))])
@@ -40,8 +42,10 @@ def window(data: Path) -> tuple[str, str]:
     """The day after the history ends, from 12:00 UTC for 24 hours: a campaign planned ahead."""
     meta = json.loads((data / "ground_truth" / "meta.json").read_text())
     end = pd.Timestamp(meta["end"])
-    start = (end.tz_convert("UTC").normalize() + pd.Timedelta(days=1, hours=12))
-    return start.strftime("%Y-%m-%dT%H:%M:%SZ"), (start + pd.Timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    start = end.tz_convert("UTC").normalize() + pd.Timedelta(days=1, hours=12)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ"), (start + pd.Timedelta(hours=24)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
 
 
 def summary(plan: Path) -> None:

@@ -156,7 +156,13 @@ class _Rejects:
         if rows.size:
             self.parts.append(
                 pd.DataFrame(
-                    {"table": table, "file": path.name, "row": rows + 1, "field": field_name, "reason": reason}
+                    {
+                        "table": table,
+                        "file": path.name,
+                        "row": rows + 1,
+                        "field": field_name,
+                        "reason": reason,
+                    }
                 )
             )
 
@@ -197,7 +203,11 @@ def validate_events(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.Data
         (~channel.isin(S.CHANNELS).to_numpy(), S.CHANNEL, "unknown channel"),
         (~event_type.isin(S.EVENT_TYPES).to_numpy(), S.EVENT_TYPE, "unknown event type"),
         (_blank(raw[S.ADDRESS]), S.ADDRESS, "empty address"),
-        (((channel == S.SMS) & (event_type == S.OPEN)).to_numpy(), S.EVENT_TYPE, "open on sms (SMS has no opens)"),
+        (
+            ((channel == S.SMS) & (event_type == S.OPEN)).to_numpy(),
+            S.EVENT_TYPE,
+            "open on sms (SMS has no opens)",
+        ),
     ]
     for mask, field_name, reason in checks:
         rejects.add(S.EVENTS_TABLE, path, mask & ~bad, field_name, reason)  # one reason per row: the first
@@ -264,7 +274,9 @@ def load_folder(folder: str | Path, settings: DataSettings | None = None) -> Dat
     settings = settings or DataSettings()
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder}: not a folder (expected a data folder holding events.parquet or events.csv)")
+        raise DataError(
+            f"{folder}: not a folder (expected a data folder holding events.parquet or events.csv)"
+        )
     events_path = find_table(folder, S.EVENTS_TABLE)
     if events_path is None:
         raise DataError(f"{folder}: no events table (expected events.parquet or events.csv)")

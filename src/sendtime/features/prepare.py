@@ -42,16 +42,20 @@ class FeatureBase:
         return min(t.min() for t in times), max(t.max() for t in times)
 
 
-def _distinct_addresses(data: DataFolder, default_region: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+def _distinct_addresses(
+    data: DataFolder, default_region: str
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Normalise each distinct (channel, raw address) once; map events to it by integer codes."""
     ev = data.events
     addr_codes, addr_uniques = pd.factorize(ev[S.ADDRESS])
     pair = addr_codes.astype(np.int64) * len(S.CHANNELS) + ev[S.CHANNEL].cat.codes.to_numpy()
     pairs, codes = np.unique(pair, return_inverse=True)
-    distinct = pd.DataFrame({
-        S.CHANNEL: np.asarray(S.CHANNELS, dtype=object)[pairs % len(S.CHANNELS)],
-        "raw": np.asarray(addr_uniques, dtype=object)[pairs // len(S.CHANNELS)],
-    })
+    distinct = pd.DataFrame(
+        {
+            S.CHANNEL: np.asarray(S.CHANNELS, dtype=object)[pairs % len(S.CHANNELS)],
+            "raw": np.asarray(addr_uniques, dtype=object)[pairs // len(S.CHANNELS)],
+        }
+    )
     distinct[S.ADDRESS] = identity.normalise_addresses(distinct["raw"], distinct[S.CHANNEL], default_region)
     unusable = distinct[S.ADDRESS].isna().to_numpy()
     event_bad = unusable[codes]
@@ -134,7 +138,9 @@ def resolve_people(
     if table is not None:
         pairs.append(table[[S.CHANNEL, S.ADDRESS]])
     idmap = identity.resolve_identities(
-        pd.concat(pairs, ignore_index=True), links, settings.salt(),
+        pd.concat(pairs, ignore_index=True),
+        links,
+        settings.salt(),
         max_addresses_per_channel=settings.identity.max_addresses_per_channel,
         default_region=settings.data.default_region,
     )
@@ -142,7 +148,9 @@ def resolve_people(
     subscriber_ids = pd.Index(np.sort(addr[S.SUBSCRIBER_ID].unique()))
     subs = pd.DataFrame({S.SUBSCRIBER_ID: subscriber_ids})
     addr_sub = subscriber_ids.get_indexer(addr[S.SUBSCRIBER_ID])
-    subs["has_email"] = np.bincount(addr_sub[(addr[S.CHANNEL] == S.EMAIL).to_numpy()], minlength=len(subs)) > 0
+    subs["has_email"] = (
+        np.bincount(addr_sub[(addr[S.CHANNEL] == S.EMAIL).to_numpy()], minlength=len(subs)) > 0
+    )
     subs["has_sms"] = np.bincount(addr_sub[(addr[S.CHANNEL] == S.SMS).to_numpy()], minlength=len(subs)) > 0
     phones = addr[addr[S.CHANNEL] == S.SMS].assign(sub=addr_sub[(addr[S.CHANNEL] == S.SMS).to_numpy()])
     phones = phones.drop_duplicates("sub")
@@ -162,7 +170,9 @@ def finish_subscribers(subs: pd.DataFrame, tz: pd.DataFrame) -> pd.DataFrame:
     return subs.drop(columns=["phone"])  # raw phone numbers stop here
 
 
-def identity_stats(unusable: int, idmap: identity.IdentityMap, subs: pd.DataFrame, tz: pd.DataFrame) -> dict[str, int]:
+def identity_stats(
+    unusable: int, idmap: identity.IdentityMap, subs: pd.DataFrame, tz: pd.DataFrame
+) -> dict[str, int]:
     return {
         "unusable_addresses": unusable,
         "refused_links": idmap.refused_links,
@@ -209,7 +219,9 @@ def build_feature_base(data: DataFolder, settings: Settings, progress: bool = Fa
 
     tz_of = subs["timezone"].to_numpy()
     for table_ in (sig.sends, sig.engagements):
-        table_["how"] = local_time.local_hour_of_week(table_["at"], pd.Series(tz_of[table_["sub"].to_numpy()]))
+        table_["how"] = local_time.local_hour_of_week(
+            table_["at"], pd.Series(tz_of[table_["sub"].to_numpy()])
+        )
 
     stats = dict(sig.stats)
     stats.update(identity_stats(int((~usable).sum()), idmap, subs, tz))

@@ -75,14 +75,25 @@ class Profiles:
         self.table.to_parquet(folder / "profiles.parquet", index=False)
         self.addresses.to_parquet(folder / "addresses.parquet", index=False)
         np.savez_compressed(
-            folder / "arrays.npz", shape=self.shape, response=self.response, cohort_shape=self.cohort_shape,
-            cohort_response=self.cohort_response, cohort_rates=self.cohort_rates,
-            population_shape=self.population_shape, population_response=self.population_response, kernel=self.kernel,
-            daily_engagements=self.daily_engagements, daily_sends=self.daily_sends,
+            folder / "arrays.npz",
+            shape=self.shape,
+            response=self.response,
+            cohort_shape=self.cohort_shape,
+            cohort_response=self.cohort_response,
+            cohort_rates=self.cohort_rates,
+            population_shape=self.population_shape,
+            population_response=self.population_response,
+            kernel=self.kernel,
+            daily_engagements=self.daily_engagements,
+            daily_sends=self.daily_sends,
         )
         meta = {
-            "as_of": self.as_of.isoformat(), "cohorts": self.cohorts, "shrinkage": self.shrinkage,
-            "has_sends": self.has_sends, "data_span": list(self.data_span), "subscribers": len(self.table),
+            "as_of": self.as_of.isoformat(),
+            "cohorts": self.cohorts,
+            "shrinkage": self.shrinkage,
+            "has_sends": self.has_sends,
+            "data_span": list(self.data_span),
+            "subscribers": len(self.table),
         }
         (folder / "meta.json").write_text(json.dumps(meta, indent=2))
         return folder
@@ -93,13 +104,23 @@ class Profiles:
         meta = json.loads((folder / "meta.json").read_text())
         arrays = np.load(folder / "arrays.npz")
         return cls(
-            as_of=pd.Timestamp(meta["as_of"]), table=pd.read_parquet(folder / "profiles.parquet"),
-            shape=arrays["shape"], response=arrays["response"], cohorts=list(meta["cohorts"]),
-            cohort_shape=arrays["cohort_shape"], cohort_response=arrays["cohort_response"],
-            cohort_rates=arrays["cohort_rates"], population_shape=arrays["population_shape"],
-            population_response=arrays["population_response"], kernel=arrays["kernel"],
-            daily_engagements=arrays["daily_engagements"], daily_sends=arrays["daily_sends"], shrinkage=dict(meta["shrinkage"]), has_sends=bool(meta["has_sends"]),
-            addresses=pd.read_parquet(folder / "addresses.parquet"), data_span=tuple(meta["data_span"]),
+            as_of=pd.Timestamp(meta["as_of"]),
+            table=pd.read_parquet(folder / "profiles.parquet"),
+            shape=arrays["shape"],
+            response=arrays["response"],
+            cohorts=list(meta["cohorts"]),
+            cohort_shape=arrays["cohort_shape"],
+            cohort_response=arrays["cohort_response"],
+            cohort_rates=arrays["cohort_rates"],
+            population_shape=arrays["population_shape"],
+            population_response=arrays["population_response"],
+            kernel=arrays["kernel"],
+            daily_engagements=arrays["daily_engagements"],
+            daily_sends=arrays["daily_sends"],
+            shrinkage=dict(meta["shrinkage"]),
+            has_sends=bool(meta["has_sends"]),
+            addresses=pd.read_parquet(folder / "addresses.parquet"),
+            data_span=tuple(meta["data_span"]),
         )
 
     def cohort_index(self, timezones: np.ndarray) -> np.ndarray:
@@ -132,7 +153,9 @@ def response_kernel(survival: np.ndarray) -> np.ndarray:
     A send at h reaches the person's activity at h + k with this weight: sending just before they look
     beats sending at their peak when answers mostly come in the first hours.
     """
-    density = np.maximum(survival - np.concatenate([survival[..., 1:], np.zeros_like(survival[..., :1])], -1), 0)
+    density = np.maximum(
+        survival - np.concatenate([survival[..., 1:], np.zeros_like(survival[..., :1])], -1), 0
+    )
     return density / np.maximum(density[..., :1], 1e-12)
 
 
@@ -177,12 +200,17 @@ class _Evidence:
         return self.hourly.sum(axis=-1)
 
     def take(self, rows: np.ndarray) -> _Evidence:
-        return _Evidence(self.corrected[rows], self.exposure[rows], self.hourly[rows], self.sent[rows],
-                         self.triggers[rows])
+        return _Evidence(
+            self.corrected[rows], self.exposure[rows], self.hourly[rows], self.sent[rows], self.triggers[rows]
+        )
 
 
 def _evidence(
-    base: FeatureBase, start: pd.Timestamp | None, end: pd.Timestamp, weigh_from: pd.Timestamp, kernel: np.ndarray,
+    base: FeatureBase,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp,
+    weigh_from: pd.Timestamp,
+    kernel: np.ndarray,
     half_life: float | None,
 ) -> _Evidence:
     n = len(base.subscribers)
@@ -197,9 +225,12 @@ def _evidence(
         sw = _age_weight(s["at"], weigh_from, half_life) if half_life else np.ones(len(s))
         sent = _counts(s["sub"].to_numpy(), s["channel"].to_numpy(), s["how"].to_numpy(), sw, n)
         trig = s["triggered"].to_numpy(bool)
-        triggers = _counts(s["sub"].to_numpy()[trig], s["channel"].to_numpy()[trig], s["how"].to_numpy()[trig],
-                           sw[trig], n)
-        exposure = np.stack([circular_convolve(sent[:, c], kernel[c], forward=False) for c in range(2)], axis=1)
+        triggers = _counts(
+            s["sub"].to_numpy()[trig], s["channel"].to_numpy()[trig], s["how"].to_numpy()[trig], sw[trig], n
+        )
+        exposure = np.stack(
+            [circular_convolve(sent[:, c], kernel[c], forward=False) for c in range(2)], axis=1
+        )
         floor = EXPOSURE_FLOOR * exposure.mean(axis=-1, keepdims=True) + 1e-9
         exposure = exposure + floor
         ratio = counts / exposure
@@ -254,8 +285,13 @@ class _Cohorts:
 def _group_sum(x: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
     """Sum the rows of x [n, 2, H] per group: [n_groups, 2, H]."""
     flat = codes.astype(np.int64)
-    return np.stack([np.stack([np.bincount(flat, weights=x[:, c, h], minlength=n_groups) for h in range(H)], axis=-1)
-                     for c in range(2)], axis=1)
+    return np.stack(
+        [
+            np.stack([np.bincount(flat, weights=x[:, c, h], minlength=n_groups) for h in range(H)], axis=-1)
+            for c in range(2)
+        ],
+        axis=1,
+    )
 
 
 def _pooled_corrected(counts: np.ndarray, exposure: np.ndarray) -> np.ndarray:
@@ -309,8 +345,15 @@ class _DailyInputs:
     @classmethod
     def build(cls, ev: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int) -> _DailyInputs:
         d, t = _daily(ev.corrected), _daily(ev.triggers)
-        return cls(d[:, c], d[:, 1 - c], t[:, c], t[:, 1 - c], coh.daily[codes, c], coh.daily[codes, 1 - c],
-                   ev.counts[:, 1 - c])
+        return cls(
+            d[:, c],
+            d[:, 1 - c],
+            t[:, c],
+            t[:, 1 - c],
+            coh.daily[codes, c],
+            coh.daily[codes, 1 - c],
+            ev.counts[:, 1 - c],
+        )
 
 
 def _daily_shape(x: _DailyInputs, p: dict, alphas: np.ndarray | None = None) -> np.ndarray:
@@ -357,7 +400,9 @@ class _DailyHeldout:
     @classmethod
     def build(cls, held: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int) -> _DailyHeldout:
         counts = _daily(held.hourly[:, c])
-        return cls(counts, _daily(coh.modulation[codes, c] * held.exposure[:, c]), float(max(counts.sum(), 1e-9)))
+        return cls(
+            counts, _daily(coh.modulation[codes, c] * held.exposure[:, c]), float(max(counts.sum(), 1e-9))
+        )
 
     def score(self, q: np.ndarray) -> np.ndarray:
         """q is [..., m, 24]; one score per leading index."""
@@ -376,12 +421,20 @@ def heldout_start(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSetti
     return cut
 
 
-DEFAULT_CHANNEL_SHRINKAGE = {"cohort_strength": 1000.0, "alpha_daily": 8.0, "alpha_weekly": 32.0, "beta": 0.25,
-                             "blur": 0.15, "trigger_weight": 0.0, "other_trigger_weight": 0.0}
+DEFAULT_CHANNEL_SHRINKAGE = {
+    "cohort_strength": 1000.0,
+    "alpha_daily": 8.0,
+    "alpha_weekly": 32.0,
+    "beta": 0.25,
+    "blur": 0.15,
+    "trigger_weight": 0.0,
+    "other_trigger_weight": 0.0,
+}
 
 
-def choose_shrinkage(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, kernel: np.ndarray
-                     ) -> dict[str, dict[str, float]]:
+def choose_shrinkage(
+    base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, kernel: np.ndarray
+) -> dict[str, dict[str, float]]:
     """Per channel, pick every strength by the log-likelihood of the last `holdout_days` before as_of.
 
     Coordinate search: cohort strength; then, twice, hour-of-day blur x borrowing from the other channel
@@ -413,44 +466,73 @@ def choose_shrinkage(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSe
 
         cohort_strength[c] = max((g * 24 for g in grid), key=cohort_ll)
         pop = np.broadcast_to(_normalise(pop_counts + 1e-3)[c], (rows.size, H))
-        out[channel] = {"cohort_strength": float(cohort_strength[c]), "heldout_rows": int(rows.size),
-                        "heldout_loglik_population": _heldout_loglik(pop, held.take(rows), np.arange(rows.size), c)}
+        out[channel] = {
+            "cohort_strength": float(cohort_strength[c]),
+            "heldout_rows": int(rows.size),
+            "heldout_loglik_population": _heldout_loglik(pop, held.take(rows), np.arange(rows.size), c),
+        }
     coh = _cohorts(sums, pop_counts, cohort_strength)
     for c, rows in chosen_rows.items():
         channel = S.CHANNELS[c]
         part, part_held, part_codes = train.take(rows), held.take(rows), codes[rows]
-        inputs, scorer = _DailyInputs.build(part, coh, part_codes, c), _DailyHeldout.build(part_held, coh, part_codes, c)
+        inputs, scorer = (
+            _DailyInputs.build(part, coh, part_codes, c),
+            _DailyHeldout.build(part_held, coh, part_codes, c),
+        )
 
         def best_alpha(p: dict, alphas: list[float], inputs=inputs, scorer=scorer) -> tuple[float, dict]:
             scores = scorer.score(_daily_shape(inputs, p, np.asarray(alphas)))
             k = int(np.argmax(scores))
             return float(scores[k]), dict(p, alpha_daily=alphas[k])
 
-        best = {"alpha_weekly": np.inf, "beta": 0.0, "blur": 0.0, "alpha_daily": grid[-1], "trigger_weight": 0.0,
-                "other_trigger_weight": 0.0}
+        best = {
+            "alpha_weekly": np.inf,
+            "beta": 0.0,
+            "blur": 0.0,
+            "alpha_daily": grid[-1],
+            "trigger_weight": 0.0,
+            "other_trigger_weight": 0.0,
+        }
         has_triggers = bool(train.triggers.any())
         for _ in range(2 if has_triggers else 1):  # two rounds of coordinate search
-            best = max((best_alpha(dict(best, blur=blur, beta=beta), grid) for blur in BLUR_GRID for beta in BETA_GRID),
-                       key=lambda t: t[0])[1]
+            best = max(
+                (
+                    best_alpha(dict(best, blur=blur, beta=beta), grid)
+                    for blur in BLUR_GRID
+                    for beta in BETA_GRID
+                ),
+                key=lambda t: t[0],
+            )[1]
             if has_triggers:
-                best = max((best_alpha(dict(best, trigger_weight=w, other_trigger_weight=v), grid)
-                            for w in TRIGGER_GRID for v in TRIGGER_GRID), key=lambda t: t[0])[1]
+                best = max(
+                    (
+                        best_alpha(dict(best, trigger_weight=w, other_trigger_weight=v), grid)
+                        for w in TRIGGER_GRID
+                        for v in TRIGGER_GRID
+                    ),
+                    key=lambda t: t[0],
+                )[1]
         every = np.arange(rows.size)
 
-        def weekly_ll(p: dict, c: int = c, part=part, part_held=part_held, part_codes=part_codes, every=every) -> float:
+        def weekly_ll(
+            p: dict, c: int = c, part=part, part_held=part_held, part_codes=part_codes, every=every
+        ) -> float:
             return _heldout_loglik(_person_shapes(part, coh, part_codes, c, p), part_held, every, c)
 
         best = max((dict(best, alpha_weekly=a) for a in [*grid, np.inf]), key=weekly_ll)
         out[channel].update({k: float(v) for k, v in best.items()})
         out[channel]["alpha_weekly"] = min(out[channel]["alpha_weekly"], 1e6)  # JSON has no infinity
         out[channel]["heldout_loglik"] = weekly_ll(best)
-        out[channel]["heldout_loglik_cohort"] = _heldout_loglik(coh.weekly[part_codes, c], part_held, every, c)
+        out[channel]["heldout_loglik_cohort"] = _heldout_loglik(
+            coh.weekly[part_codes, c], part_held, every, c
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------------- levels
-def _levels(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, codes: np.ndarray,
-            n_cohorts: int) -> tuple[pd.DataFrame, np.ndarray]:
+def _levels(
+    base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, codes: np.ndarray, n_cohorts: int
+) -> tuple[pd.DataFrame, np.ndarray]:
     n = len(base.subscribers)
     sends = base.sends[base.sends["at"] < as_of]
     eng = base.engagements[base.engagements["at"] < as_of]
@@ -476,7 +558,9 @@ def _levels(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, c
         den_c = np.zeros((n_cohorts, 2))
         np.add.at(num_c, codes, num)
         np.add.at(den_c, codes, den)
-        cohort_rates[..., k] = (num_c + RATE_PRIOR_SENDS * 5 * pop_rates[None, :, k]) / (den_c + RATE_PRIOR_SENDS * 5)
+        cohort_rates[..., k] = (num_c + RATE_PRIOR_SENDS * 5 * pop_rates[None, :, k]) / (
+            den_c + RATE_PRIOR_SENDS * 5
+        )
     prior = cohort_rates[codes]  # [n, 2, 2]
     click_rate = (w_clicks + RATE_PRIOR_SENDS * prior[..., 0]) / (w_sends + RATE_PRIOR_SENDS)
     engage_rate = (w_eng + RATE_PRIOR_SENDS * prior[..., 1]) / (w_sends + RATE_PRIOR_SENDS)
@@ -504,7 +588,9 @@ def _levels(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, c
     first_seen = pd.Series(as_of, index=range(n), dtype="datetime64[ns, UTC]")
     first_seen.loc[first.index] = first.to_numpy()
     # counts grow with the length of history; per-week rates do not, so old and new snapshots compare
-    table["weeks_observed"] = np.maximum((as_of - first_seen).dt.total_seconds().to_numpy() / (7 * 86400.0), 1.0)
+    table["weeks_observed"] = np.maximum(
+        (as_of - first_seen).dt.total_seconds().to_numpy() / (7 * 86400.0), 1.0
+    )
     table["last_engaged_channel"] = last_channel
     return table, cohort_rates
 
@@ -527,13 +613,21 @@ def timezones_as_of(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSet
     rows = np.flatnonzero(unknown)
     position = np.full(len(subs), -1)
     position[rows] = np.arange(rows.size)
-    utc_how = local_time.local_hour_of_week(eng["at"][of_unknown].reset_index(drop=True), "UTC").astype(np.int64)
+    utc_how = local_time.local_hour_of_week(eng["at"][of_unknown].reset_index(drop=True), "UTC").astype(
+        np.int64
+    )
     counts = np.zeros((rows.size, H))
     np.add.at(counts, (position[sub[of_unknown]], utc_how), 1.0)
-    population = np.bincount(eng["how"].to_numpy()[~of_unknown].astype(np.int64), minlength=H).astype(float) + 1.0
+    population = (
+        np.bincount(eng["how"].to_numpy()[~of_unknown].astype(np.int64), minlength=H).astype(float) + 1.0
+    )
     candidates = sorted(set(subs["timezone"].astype(str)))
     zones, _ = local_time.infer_timezone_from_activity(
-        counts, population / population.sum(), candidates, eng["at"].max(), settings.min_events_for_activity_tz
+        counts,
+        population / population.sum(),
+        candidates,
+        eng["at"].max(),
+        settings.min_events_for_activity_tz,
     )
     current = subs["timezone"].to_numpy(dtype=object)[rows]
     moved = np.array([z is not None and z != c for z, c in zip(zones, current, strict=True)], dtype=bool)
@@ -561,8 +655,12 @@ def timezones_as_of(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSet
 
 
 # ---------------------------------------------------------------------------------------------- build
-def build_profiles(base: FeatureBase, as_of: pd.Timestamp | str, settings: ProfileSettings | None = None,
-                   shrinkage: dict[str, dict[str, float]] | None = None) -> Profiles:
+def build_profiles(
+    base: FeatureBase,
+    as_of: pd.Timestamp | str,
+    settings: ProfileSettings | None = None,
+    shrinkage: dict[str, dict[str, float]] | None = None,
+) -> Profiles:
     """Profiles from events strictly before `as_of`; `shrinkage` None chooses it on held-out weeks."""
     settings = settings or ProfileSettings()
     as_of = pd.Timestamp(as_of)
@@ -577,7 +675,9 @@ def build_profiles(base: FeatureBase, as_of: pd.Timestamp | str, settings: Profi
     params = [shrinkage[c] for c in S.CHANNELS]
     coh = _cohorts(*_cohort_sums(ev, codes, len(names)), np.array([p["cohort_strength"] for p in params]))
     cohort_shape, pop_shape = coh.weekly, coh.population
-    shape = np.stack([_person_shapes(ev, coh, codes, c, params[c]) for c in range(2)], axis=1).astype(np.float32)
+    shape = np.stack([_person_shapes(ev, coh, codes, c, params[c]) for c in range(2)], axis=1).astype(
+        np.float32
+    )
 
     reach = response_kernel(kernel)
 
@@ -601,11 +701,21 @@ def build_profiles(base: FeatureBase, as_of: pd.Timestamp | str, settings: Profi
         table[f"{name}_data_weight"] = own
     span = base.span if len(base.engagements) or len(base.sends) else (as_of, as_of)
     return Profiles(
-        as_of=as_of, table=table, shape=shape, response=respond(shape), cohorts=names,
-        cohort_shape=cohort_shape.astype(np.float32), cohort_response=respond(cohort_shape),
-        cohort_rates=cohort_rates.astype(np.float32), population_shape=pop_shape.astype(np.float32),
-        population_response=respond(pop_shape), kernel=kernel.astype(np.float32), shrinkage=shrinkage,
-        daily_engagements=_daily(ev.hourly).astype(np.float32), daily_sends=_daily(ev.sent).astype(np.float32),
-        has_sends=base.has_sends, addresses=base.addresses,
+        as_of=as_of,
+        table=table,
+        shape=shape,
+        response=respond(shape),
+        cohorts=names,
+        cohort_shape=cohort_shape.astype(np.float32),
+        cohort_response=respond(cohort_shape),
+        cohort_rates=cohort_rates.astype(np.float32),
+        population_shape=pop_shape.astype(np.float32),
+        population_response=respond(pop_shape),
+        kernel=kernel.astype(np.float32),
+        shrinkage=shrinkage,
+        daily_engagements=_daily(ev.hourly).astype(np.float32),
+        daily_sends=_daily(ev.sent).astype(np.float32),
+        has_sends=base.has_sends,
+        addresses=base.addresses,
         data_span=(str(span[0]), str(min(span[1], as_of))),
     )

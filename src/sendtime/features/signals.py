@@ -100,8 +100,11 @@ def _time_by_message(events: pd.DataFrame, sends: pd.DataFrame) -> pd.Series:
 
 def _message_codes(a: pd.Series, b: pd.Series) -> np.ndarray:
     """Integer codes for the ids of a and b together; categoricals of one vocabulary need no re-hashing."""
-    if (isinstance(a.dtype, pd.CategoricalDtype) and isinstance(b.dtype, pd.CategoricalDtype)
-            and a.cat.categories.equals(b.cat.categories)):
+    if (
+        isinstance(a.dtype, pd.CategoricalDtype)
+        and isinstance(b.dtype, pd.CategoricalDtype)
+        and a.cat.categories.equals(b.cat.categories)
+    ):
         return np.concatenate([a.cat.codes.to_numpy(np.int64), b.cat.codes.to_numpy(np.int64)])
     return pd.factorize(np.concatenate([a.to_numpy(object), b.to_numpy(object)]))[0]
 
@@ -118,7 +121,12 @@ def _attribute(engaged: pd.DataFrame, sends: pd.DataFrame, settings: SignalSetti
         left = engaged.loc[missing, ["sub", "channel", "at"]].reset_index().sort_values("at")
         right = sends[["sub", "channel", "at"]].rename(columns={"at": "sent_at"}).sort_values("sent_at")
         matched = pd.merge_asof(
-            left, right, left_on="at", right_on="sent_at", by=["sub", "channel"], direction="backward",
+            left,
+            right,
+            left_on="at",
+            right_on="sent_at",
+            by=["sub", "channel"],
+            direction="backward",
             tolerance=pd.Timedelta(hours=settings.attribution_hours),
         ).set_index("index")
         engaged.loc[matched.index, "sent_at"] = matched["sent_at"]
@@ -137,7 +145,9 @@ def _automated_readers(opens: pd.DataFrame, delivered: pd.DataFrame, settings: S
     fast_msgs = fast.drop_duplicates(["sub", "sent_at"]).groupby("sub").size()
     n_delivered = delivered.groupby("sub").size()
     share = (fast_msgs.reindex(n_delivered.index, fill_value=0) / n_delivered).fillna(0)
-    flagged = share[(share >= settings.machine_open_share) & (n_delivered >= settings.machine_open_min_messages)]
+    flagged = share[
+        (share >= settings.machine_open_share) & (n_delivered >= settings.machine_open_min_messages)
+    ]
     return flagged.index.to_numpy()
 
 
@@ -186,7 +196,9 @@ def triggered_sends(sends: pd.DataFrame, context: SignalContext | None = None) -
     return size < threshold
 
 
-def extract_signals(frame: pd.DataFrame, settings: SignalSettings, context: SignalContext | None = None) -> Signals:
+def extract_signals(
+    frame: pd.DataFrame, settings: SignalSettings, context: SignalContext | None = None
+) -> Signals:
     """`frame`: sub, channel (index), event_type, at (UTC), message_id, machine_open, optionally `row`.
 
     `context` None: the frame is the whole export. Otherwise the frame holds every event of some
@@ -232,7 +244,9 @@ def extract_signals(frame: pd.DataFrame, settings: SignalSettings, context: Sign
 
     n_opens, n_clicks = len(opens), len(clicks)
     opens = _first_per_message(opens)
-    clicks = _first_per_message(_attribute(clicks[["sub", "channel", "at", "message_id", *extra]], sends, settings))
+    clicks = _first_per_message(
+        _attribute(clicks[["sub", "channel", "at", "message_id", *extra]], sends, settings)
+    )
     stats["duplicate_opens"] = n_opens - len(opens)
     stats["duplicate_clicks"] = n_clicks - len(clicks)
 
@@ -248,5 +262,9 @@ def extract_signals(frame: pd.DataFrame, settings: SignalSettings, context: Sign
     optouts = frame[np.isin(etype, [S.BOUNCE, S.UNSUBSCRIBE])][["sub", "channel", "at", *extra]]
     optouts = optouts.reset_index(drop=True)
     stats["optouts"] = len(optouts)
-    return Signals(sends=sends[["sub", "channel", "at", "triggered", *extra]], engagements=engaged, optouts=optouts,
-                   stats=stats)
+    return Signals(
+        sends=sends[["sub", "channel", "at", "triggered", *extra]],
+        engagements=engaged,
+        optouts=optouts,
+        stats=stats,
+    )

@@ -462,9 +462,7 @@ def build_feature_base_spark(
 
         small = grouped.filter(F.col("table") == _STATS).toPandas()
         stats_rows = small[small["table"] == _STATS]
-        totals = (
-            stats_rows.groupby("stat", sort=False)["n"].sum()
-        )
+        totals = stats_rows.groupby("stat", sort=False)["n"].sum()
 
         # timezones by precedence; the activity inference happens per profile instant (profiles.py)
         activity_tz = pd.Series(pd.NA, index=range(len(subs)), dtype=object)

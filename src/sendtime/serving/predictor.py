@@ -24,7 +24,9 @@ from sendtime.training.features import FEATURES, Rows, feature_matrix, gather_ro
 
 CHUNK_CELLS = 400_000
 TIE_BREAK = 1e-3
-RANK_COLUMN = FEATURES.index("response_rank")  # feature rows per predict call: bounds memory on million-row audiences
+RANK_COLUMN = FEATURES.index(
+    "response_rank"
+)  # feature rows per predict call: bounds memory on million-row audiences
 # Latency of small calls (the HTTP API): none of these changes a number, only how fast it comes.
 SMALL_AUDIENCE = 5_000  # up to this many contacts a call, per-contact resolution is memoised (see _contacts)
 MEMO_LIMIT = 50_000  # memoised contacts per channel (and timezone x window grids) before a memo starts over
@@ -105,9 +107,15 @@ class Predictor:
         registry.configure_mlflow(settings.training.experiment)
         champ = registry.load_version(settings.training.registered_model, version)
         profiles = Profiles.load(champ.snapshot_dir)
-        meta = {"model_version": champ.version, "run_id": champ.run_id, "kind": champ.tags.get("kind"),
-                "trained_at": champ.tags.get("trained_at"), "data_span": list(profiles.data_span),
-                "profiles_as_of": profiles.as_of.isoformat(), "subscribers": len(profiles)}
+        meta = {
+            "model_version": champ.version,
+            "run_id": champ.run_id,
+            "kind": champ.tags.get("kind"),
+            "trained_at": champ.tags.get("trained_at"),
+            "data_span": list(profiles.data_span),
+            "profiles_as_of": profiles.as_of.isoformat(),
+            "subscribers": len(profiles),
+        }
         return cls(champ.booster, profiles, settings, champ.version, meta)
 
     # ------------------------------------------------------------------------------------ resolution
@@ -122,7 +130,9 @@ class Predictor:
         subscriber_id = np.empty(n, dtype=object)
         known = person >= 0
         subscriber_id[known] = self._ids[person[known]]
-        new_ids = np.where(valid[:, 0], email[3], phone[3])  # a new person's id: hash of the e-mail, else the phone
+        new_ids = np.where(
+            valid[:, 0], email[3], phone[3]
+        )  # a new person's id: hash of the e-mail, else the phone
         subscriber_id[~known] = np.where(valid[~known].any(axis=1), new_ids[~known], None)
 
         phone_tz = phone[4]

@@ -23,7 +23,9 @@ def raw_histograms(base: FeatureBase, as_of: pd.Timestamp) -> np.ndarray:
     """[n, 2, 168] counts of human engagements by local hour-of-week before as_of."""
     eng = base.engagements[base.engagements["at"] < as_of]
     n = len(base.subscribers)
-    flat = (eng["sub"].to_numpy().astype(np.int64) * 2 + eng["channel"].to_numpy()) * H + eng["how"].to_numpy()
+    flat = (eng["sub"].to_numpy().astype(np.int64) * 2 + eng["channel"].to_numpy()) * H + eng[
+        "how"
+    ].to_numpy()
     return np.bincount(flat, minlength=n * 2 * H).reshape(n, 2, H).astype(np.float32)
 
 

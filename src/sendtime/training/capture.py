@@ -47,7 +47,9 @@ def true_values(gt: GroundTruth, hour_starts: pd.DatetimeIndex) -> np.ndarray:
 
 
 def feasible(predictor: Predictor, audience: Audience, hour_starts: pd.DatetimeIndex) -> np.ndarray:
-    allowed = sms_allowed(hour_starts, audience.timezone, audience.state, load_rules(predictor.settings.policy))
+    allowed = sms_allowed(
+        hour_starts, audience.timezone, audience.state, load_rules(predictor.settings.policy)
+    )
     mask = np.repeat(audience.has[:, :, None], len(hour_starts), axis=2)
     mask[:, 1] &= allowed
     return mask
@@ -87,8 +89,14 @@ def realised(truth: np.ndarray, channel: np.ndarray, hour: np.ndarray) -> float:
     return float(truth[np.flatnonzero(ok), channel[ok], hour[ok]].sum())
 
 
-def capture_report(predictor: Predictor, gt: GroundTruth, window_start: pd.Timestamp, hours: int,
-                   plans: dict[str, np.ndarray], sms_share: float | None = None) -> dict[str, float]:
+def capture_report(
+    predictor: Predictor,
+    gt: GroundTruth,
+    window_start: pd.Timestamp,
+    hours: int,
+    plans: dict[str, np.ndarray],
+    sms_share: float | None = None,
+) -> dict[str, float]:
     """Capture of each method's plan. `plans` maps a name to its estimated [n, 2, H] grid."""
     people = gt.people
     audience = predictor.resolve(people["email"].tolist(), people["phone"].tolist())
@@ -114,7 +122,9 @@ def capture_report(predictor: Predictor, gt: GroundTruth, window_start: pd.Times
     return out
 
 
-def audience_grids(predictor: Predictor, gt: GroundTruth, window_start: pd.Timestamp, hours: int) -> tuple[Audience, pd.DatetimeIndex, np.ndarray]:
+def audience_grids(
+    predictor: Predictor, gt: GroundTruth, window_start: pd.Timestamp, hours: int
+) -> tuple[Audience, pd.DatetimeIndex, np.ndarray]:
     audience = predictor.resolve(gt.people["email"].tolist(), gt.people["phone"].tolist())
     hour_starts = pd.date_range(window_start, periods=hours, freq="h")
     return audience, hour_starts, predictor.local_hours(audience, hour_starts)

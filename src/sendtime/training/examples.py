@@ -24,7 +24,9 @@ from sendtime.features.signals import CLICK_KIND
 from sendtime.training.features import feature_matrix, gather_rows
 
 SEND_RESPONSE = "send_response"  # labels: a click within label_hours of a send
-ACTIVITY = "activity"  # labels: an engagement in that local hour of the following week (no sends in the export)
+ACTIVITY = (
+    "activity"  # labels: an engagement in that local hour of the following week (no sends in the export)
+)
 NEGATIVE_HOURS_PER_PERSON = 24
 
 
@@ -50,20 +52,32 @@ class Examples:
     boundaries: dict[str, str]
 
 
-def label_sends(base: FeatureBase, start: pd.Timestamp, end: pd.Timestamp, label_hours: float,
-                data_end: pd.Timestamp) -> pd.DataFrame:
+def label_sends(
+    base: FeatureBase, start: pd.Timestamp, end: pd.Timestamp, label_hours: float, data_end: pd.Timestamp
+) -> pd.DataFrame:
     """Sends in [start, end) whose label horizon is observed, labelled 1 when a click followed in time."""
     horizon = pd.Timedelta(hours=label_hours)
-    sends = base.sends[(base.sends["at"] >= start) & (base.sends["at"] < end) & (base.sends["at"] + horizon <= data_end)]
+    sends = base.sends[
+        (base.sends["at"] >= start) & (base.sends["at"] < end) & (base.sends["at"] + horizon <= data_end)
+    ]
     sends = sends.reset_index(drop=True)
     clicks = base.engagements[base.engagements["kind"] == CLICK_KIND][["sub", "channel", "at"]]
     left = sends.reset_index().sort_values("at")
     right = clicks.rename(columns={"at": "click_at"}).sort_values("click_at")
-    nxt = pd.merge_asof(left, right, left_on="at", right_on="click_at", by=["sub", "channel"], direction="forward")
+    nxt = pd.merge_asof(
+        left, right, left_on="at", right_on="click_at", by=["sub", "channel"], direction="forward"
+    )
     nxt = nxt.set_index("index").sort_index()
     label = (nxt["click_at"] - nxt["at"]) <= horizon
-    return pd.DataFrame({"sub": sends["sub"].to_numpy(), "channel": sends["channel"].to_numpy(),
-                         "how": sends["how"].to_numpy(), "at": sends["at"], "label": label.to_numpy().astype(np.int8)})
+    return pd.DataFrame(
+        {
+            "sub": sends["sub"].to_numpy(),
+            "channel": sends["channel"].to_numpy(),
+            "how": sends["how"].to_numpy(),
+            "at": sends["at"],
+            "label": label.to_numpy().astype(np.int8),
+        }
+    )
 
 
 def label_activity(base: FeatureBase, start: pd.Timestamp, end: pd.Timestamp, seed: int) -> pd.DataFrame:
@@ -82,7 +96,9 @@ def label_activity(base: FeatureBase, start: pd.Timestamp, end: pd.Timestamp, se
 
 def _features(profiles: Profiles, cells: pd.DataFrame) -> np.ndarray:
     rows = gather_rows(profiles, np.arange(len(profiles)))
-    return feature_matrix(rows, profiles, cells["sub"].to_numpy(), cells["channel"].to_numpy(), cells["how"].to_numpy())
+    return feature_matrix(
+        rows, profiles, cells["sub"].to_numpy(), cells["channel"].to_numpy(), cells["how"].to_numpy()
+    )
 
 
 def boundaries(base: FeatureBase, settings: Settings) -> dict[str, pd.Timestamp]:
@@ -100,8 +116,9 @@ def boundaries(base: FeatureBase, settings: Settings) -> dict[str, pd.Timestamp]
     return {"start": start, "first_snapshot": first, "validation": val_start, "test": test_start, "end": end}
 
 
-def apply_shrinkage_overrides(shrinkage: dict[str, dict[str, float]],
-                              overrides: dict[str, dict[str, float]] | None) -> dict[str, dict[str, float]]:
+def apply_shrinkage_overrides(
+    shrinkage: dict[str, dict[str, float]], overrides: dict[str, dict[str, float]] | None
+) -> dict[str, dict[str, float]]:
     """`profiles.shrinkage_overrides` (e.g. written by `sendtime tune`) replace chosen strengths per channel.
 
     Only the keys given change; the rest keep the held-out choice. Unknown channels or keys fail early.
@@ -111,26 +128,35 @@ def apply_shrinkage_overrides(shrinkage: dict[str, dict[str, float]],
     out = {channel: dict(values) for channel, values in shrinkage.items()}
     for channel, values in overrides.items():
         if channel not in out:
-            raise ValueError(f"profiles.shrinkage_overrides: unknown channel {channel!r} (expected one of {list(out)})")
+            raise ValueError(
+                f"profiles.shrinkage_overrides: unknown channel {channel!r} (expected one of {list(out)})"
+            )
         unknown = sorted(set(values) - set(out[channel]))
         if unknown:
-            raise ValueError(f"profiles.shrinkage_overrides.{channel}: unknown keys {unknown} "
-                             f"(expected some of {sorted(out[channel])})")
+            raise ValueError(
+                f"profiles.shrinkage_overrides.{channel}: unknown keys {unknown} "
+                f"(expected some of {sorted(out[channel])})"
+            )
         out[channel].update({k: float(v) for k, v in values.items()})
     return out
 
 
-def build_examples(base: FeatureBase, settings: Settings, shrinkage: dict | None = None,
-                   progress: bool = False) -> Examples:
+def build_examples(
+    base: FeatureBase, settings: Settings, shrinkage: dict | None = None, progress: bool = False
+) -> Examples:
     """Training snapshots every 7 days before validation; validation and test each as of their start."""
     t = settings.training
     b = boundaries(base, settings)
     kind = SEND_RESPONSE if base.has_sends else ACTIVITY
     if shrinkage is None:  # chosen on the weeks before validation, then any configured overrides
-        shrinkage = apply_shrinkage_overrides(build_profiles(base, b["validation"], settings.profiles).shrinkage,
-                                              settings.profiles.shrinkage_overrides)
+        shrinkage = apply_shrinkage_overrides(
+            build_profiles(base, b["validation"], settings.profiles).shrinkage,
+            settings.profiles.shrinkage_overrides,
+        )
 
-    def split(name: str, start: pd.Timestamp, end: pd.Timestamp, seed: int) -> tuple[Profiles, pd.DataFrame, np.ndarray]:
+    def split(
+        name: str, start: pd.Timestamp, end: pd.Timestamp, seed: int
+    ) -> tuple[Profiles, pd.DataFrame, np.ndarray]:
         profiles = build_profiles(base, start, settings.profiles, shrinkage)
         if kind == SEND_RESPONSE:
             cells = label_sends(base, start, end, t.label_hours, b["end"])
@@ -154,7 +180,9 @@ def build_examples(base: FeatureBase, settings: Settings, shrinkage: dict | None
     tp, tc, tx = split("test", b["test"], b["end"], 202)
     for name, cells in (("training", train_cells), ("validation", vc), ("test", tc)):
         if len(cells) == 0 or cells["label"].nunique() < 2:
-            raise ValueError(f"the {name} period has no usable labelled examples with both outcomes ({len(cells)} rows)")
+            raise ValueError(
+                f"the {name} period has no usable labelled examples with both outcomes ({len(cells)} rows)"
+            )
     return Examples(
         kind=kind,
         train=Split("train", parts[-1][0], train_cells, train_X),

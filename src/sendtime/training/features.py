@@ -19,19 +19,45 @@ from sendtime.features.profiles import Profiles
 H = S.HOURS_PER_WEEK
 FEATURES = [
     # the person's level, per channel: how much they engage, how recently, how much we know
-    "channel", "click_rate", "engage_rate", "other_click_rate", "other_engage_rate", "sends_per_week",
-    "clicks_per_week", "engagements_per_week", "other_engagements_per_week", "recency_days", "recency_any_days",
-    "last_engaged_here", "data_weight", "timezone_known", "has_both",
+    "channel",
+    "click_rate",
+    "engage_rate",
+    "other_click_rate",
+    "other_engage_rate",
+    "sends_per_week",
+    "clicks_per_week",
+    "engagements_per_week",
+    "other_engagements_per_week",
+    "recency_days",
+    "recency_any_days",
+    "last_engaged_here",
+    "data_weight",
+    "timezone_known",
+    "has_both",
     # the candidate hour, only through the profile's response there (so hours are ranked as it ranks them)
-    "response", "response_rank", "response_vs_best", "rate_x_response", "engage_rate_x_response",
+    "response",
+    "response_rank",
+    "response_vs_best",
+    "rate_x_response",
+    "engage_rate_x_response",
 ]
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
 # Every feature that varies with the candidate hour is monotone increasing: across one person's hours
 # the model may only say "more of their response here, more clicks", never learn a brand's send times.
-MONOTONE = {"response": 1, "response_rank": 1, "response_vs_best": 1, "rate_x_response": 1,
-            "engage_rate_x_response": 1, "click_rate": 1, "activity": 1, "activity_next3": 1, "activity_prev2": 1,
-            "cohort_response": 1, "own_engagements_this_hour": 1, "own_engagements_near_hour": 1}
-
+MONOTONE = {
+    "response": 1,
+    "response_rank": 1,
+    "response_vs_best": 1,
+    "rate_x_response": 1,
+    "engage_rate_x_response": 1,
+    "click_rate": 1,
+    "activity": 1,
+    "activity_next3": 1,
+    "activity_prev2": 1,
+    "cohort_response": 1,
+    "own_engagements_this_hour": 1,
+    "own_engagements_near_hour": 1,
+}
 
 
 @dataclass
@@ -41,7 +67,9 @@ class Rows:
     response: np.ndarray  # [n, 2, H]
     rank: np.ndarray  # [n, 2, H]: share of the person's hours with a lower response
     best: np.ndarray  # [n, 2]: their best response
-    numbers: np.ndarray  # [n, 2, 8]: click_rate, engage_rate, sends, clicks, engagements, recency, data_weight, weeks
+    numbers: (
+        np.ndarray
+    )  # [n, 2, 8]: click_rate, engage_rate, sends, clicks, engagements, recency, data_weight, weeks
     recency_any: np.ndarray  # [n]
     last_channel: np.ndarray  # [n] int, -1 none
     timezone_known: np.ndarray  # [n]
@@ -51,7 +79,15 @@ class Rows:
         return len(self.response)
 
 
-_NUMBER_COLUMNS = ("click_rate", "engage_rate", "sends", "clicks", "engagements", "recency_days", "data_weight")
+_NUMBER_COLUMNS = (
+    "click_rate",
+    "engage_rate",
+    "sends",
+    "clicks",
+    "engagements",
+    "recency_days",
+    "data_weight",
+)
 WEEKS = 7  # index in Rows.numbers of the weeks of history (the same for both channels)
 
 
@@ -69,15 +105,26 @@ def _ranks(profiles: Profiles) -> dict[str, np.ndarray]:
         rank, best = hour_ranks(profiles.response)
         cohort_rank, cohort_best = hour_ranks(profiles.cohort_response)
         pop_rank, pop_best = hour_ranks(profiles.population_response)
-        cached = {"rank": rank, "best": best, "cohort_rank": cohort_rank, "cohort_best": cohort_best,
-                  "pop_rank": pop_rank, "pop_best": pop_best}
+        cached = {
+            "rank": rank,
+            "best": best,
+            "cohort_rank": cohort_rank,
+            "cohort_best": cohort_best,
+            "pop_rank": pop_rank,
+            "pop_best": pop_best,
+        }
         object.__setattr__(profiles, "_hour_ranks", cached)
     return cached
 
 
-def gather_rows(profiles: Profiles, rows: np.ndarray, cohorts: np.ndarray | None = None,
-                has_email: np.ndarray | None = None, has_sms: np.ndarray | None = None,
-                timezone_known: np.ndarray | None = None) -> Rows:
+def gather_rows(
+    profiles: Profiles,
+    rows: np.ndarray,
+    cohorts: np.ndarray | None = None,
+    has_email: np.ndarray | None = None,
+    has_sms: np.ndarray | None = None,
+    timezone_known: np.ndarray | None = None,
+) -> Rows:
     """Rows >= 0 are profile rows; -1 rows are cold starts built from `cohorts` (-1: population)."""
     rows = np.asarray(rows, dtype=np.int64)
     n = len(rows)
@@ -125,7 +172,9 @@ def gather_rows(profiles: Profiles, rows: np.ndarray, cohorts: np.ndarray | None
     return Rows(response, rank, best, numbers, recency_any, last_channel, tz_known, both)
 
 
-def feature_matrix(g: Rows, profiles: Profiles, idx: np.ndarray, channel: np.ndarray, how: np.ndarray) -> np.ndarray:
+def feature_matrix(
+    g: Rows, profiles: Profiles, idx: np.ndarray, channel: np.ndarray, how: np.ndarray
+) -> np.ndarray:
     """One feature row per (gathered row idx, channel, local hour-of-week) cell: float32 [m, len(FEATURES)]."""
     idx = np.asarray(idx, dtype=np.int64)
     c = np.asarray(channel, dtype=np.int64)
@@ -162,7 +211,9 @@ def feature_matrix(g: Rows, profiles: Profiles, idx: np.ndarray, channel: np.nda
     return out
 
 
-def grid_matrix(g: Rows, profiles: Profiles, local_how: np.ndarray, channels: tuple[int, ...] = (0, 1)) -> np.ndarray:
+def grid_matrix(
+    g: Rows, profiles: Profiles, local_how: np.ndarray, channels: tuple[int, ...] = (0, 1)
+) -> np.ndarray:
     """Features for every row x channel x candidate hour; local_how is [n, n_hours]. Returns [n*len(ch)*n_hours, F]."""
     n, n_hours = local_how.shape
     idx = np.repeat(np.arange(n), len(channels) * n_hours)

@@ -10,25 +10,38 @@ from sendtime.configs.settings import TrainingSettings
 from sendtime.training.features import FEATURES, MONOTONE
 
 
-def fit(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, settings: TrainingSettings,
-        params: dict | None = None, callbacks: list | None = None) -> lgb.Booster:
+def fit(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    settings: TrainingSettings,
+    params: dict | None = None,
+    callbacks: list | None = None,
+) -> lgb.Booster:
     """Early-stopped on the validation weeks (time-ordered), never on the test weeks."""
     p = dict(settings.lgbm)
     p.update(params or {})
     p.setdefault("monotone_constraints", [MONOTONE.get(f, 0) for f in FEATURES])
     p.setdefault("seed", 0)
     p["deterministic"] = True
-    train = lgb.Dataset(X_train, y_train, feature_name=FEATURES, categorical_feature=["channel"], free_raw_data=True)
+    train = lgb.Dataset(
+        X_train, y_train, feature_name=FEATURES, categorical_feature=["channel"], free_raw_data=True
+    )
     val = lgb.Dataset(X_val, y_val, reference=train)
     return lgb.train(
-        p, train, num_boost_round=p.pop("num_boost_round", settings.num_boost_round), valid_sets=[val],
+        p,
+        train,
+        num_boost_round=p.pop("num_boost_round", settings.num_boost_round),
+        valid_sets=[val],
         valid_names=["validation"],
         callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False), *(callbacks or [])],
     )
 
 
-def refit(X: np.ndarray, y: np.ndarray, settings: TrainingSettings, rounds: int, params: dict | None = None
-          ) -> lgb.Booster:
+def refit(
+    X: np.ndarray, y: np.ndarray, settings: TrainingSettings, rounds: int, params: dict | None = None
+) -> lgb.Booster:
     """Train again on training + validation weeks with the early-stopped number of rounds.
 
     The validation weeks are the most recent labelled behaviour before the test; leaving them out of
@@ -62,7 +75,11 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[np.
 
 def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     p = np.clip(p, 1e-6, 1 - 1e-6)
-    out = {"log_loss": float(log_loss(y, p, labels=[0, 1])), "calibration_error": calibration_error(y, p),
-           "mean_prediction": float(p.mean()), "positive_rate": float(np.mean(y))}
+    out = {
+        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "calibration_error": calibration_error(y, p),
+        "mean_prediction": float(p.mean()),
+        "positive_rate": float(np.mean(y)),
+    }
     out["auc"] = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
     return out

@@ -39,11 +39,18 @@ class TrainResult:
 def fingerprint(data: DataFolder) -> dict:
     ev = data.events
     digest = hashlib.sha256()
-    digest.update(pd.util.hash_pandas_object(ev[[S.TIMESTAMP, S.EVENT_TYPE]], index=False).to_numpy().tobytes())
-    return {"events": len(ev), "rejected": len(data.rejects), "first_event": str(ev[S.TIMESTAMP].min()),
-            "last_event": str(ev[S.TIMESTAMP].max()), "sha256": digest.hexdigest()[:16],
-            "subscribers_table": 0 if data.subscribers is None else len(data.subscribers),
-            "identity_links": 0 if data.links is None else len(data.links)}
+    digest.update(
+        pd.util.hash_pandas_object(ev[[S.TIMESTAMP, S.EVENT_TYPE]], index=False).to_numpy().tobytes()
+    )
+    return {
+        "events": len(ev),
+        "rejected": len(data.rejects),
+        "first_event": str(ev[S.TIMESTAMP].min()),
+        "last_event": str(ev[S.TIMESTAMP].max()),
+        "sha256": digest.hexdigest()[:16],
+        "subscribers_table": 0 if data.subscribers is None else len(data.subscribers),
+        "identity_links": 0 if data.links is None else len(data.links),
+    }
 
 
 def evaluate_split(booster, ex: examples.Examples, base: FeatureBase) -> tuple[dict, dict, dict]:
@@ -64,8 +71,15 @@ def evaluate_split(booster, ex: examples.Examples, base: FeatureBase) -> tuple[d
     return results, curves, {"fitted": fitted, "grids_test": grids_test}
 
 
-def capture_figures(booster, ex: examples.Examples, base: FeatureBase, fitted: dict, grids_test: dict,
-                    gt: capture.GroundTruth, settings: Settings) -> dict[str, float]:
+def capture_figures(
+    booster,
+    ex: examples.Examples,
+    base: FeatureBase,
+    fitted: dict,
+    grids_test: dict,
+    gt: capture.GroundTruth,
+    settings: Settings,
+) -> dict[str, float]:
     """Plans for a 24 h campaign window just after the test start: model vs baselines vs oracle."""
     predictor = Predictor(booster, ex.test.profiles, settings)
     start = ex.test.profiles.as_of.ceil("D") + pd.Timedelta(hours=14)
@@ -89,8 +103,9 @@ def capture_figures(booster, ex: examples.Examples, base: FeatureBase, fitted: d
     return out
 
 
-def offline_report(booster, ex: examples.Examples, base: FeatureBase, gt: capture.GroundTruth | None,
-                   settings: Settings) -> tuple[dict, dict, dict[str, float]]:
+def offline_report(
+    booster, ex: examples.Examples, base: FeatureBase, gt: capture.GroundTruth | None, settings: Settings
+) -> tuple[dict, dict, dict[str, float]]:
     """Test metrics of the model and every baseline, plus capture where there is ground truth.
 
     Returns (per-method metrics, calibration curves, the flat metric dict logged to MLflow). Shared by
@@ -103,8 +118,13 @@ def offline_report(booster, ex: examples.Examples, base: FeatureBase, gt: captur
     return results, curves, flat
 
 
-def train(data_dir: str | Path, settings: Settings, config_path: str | None = None, progress: bool = True,
-          echo=print) -> TrainResult:
+def train(
+    data_dir: str | Path,
+    settings: Settings,
+    config_path: str | None = None,
+    progress: bool = True,
+    echo=print,
+) -> TrainResult:
     import mlflow
 
     t0 = time.perf_counter()
@@ -112,14 +132,22 @@ def train(data_dir: str | Path, settings: Settings, config_path: str | None = No
     echo(data.summary())
     registry.configure_mlflow(settings.training.experiment)
     base = build_feature_base(data, settings, progress=progress)
-    echo(f"features: {len(base.subscribers):,} subscribers, {len(base.sends):,} sends, "
-         f"{len(base.engagements):,} human engagements ({base.stats.get('automated_readers', 0):,} automated readers)")
+    echo(
+        f"features: {len(base.subscribers):,} subscribers, {len(base.sends):,} sends, "
+        f"{len(base.engagements):,} human engagements ({base.stats.get('automated_readers', 0):,} automated readers)"
+    )
     ex = examples.build_examples(base, settings, progress=progress)
-    echo(f"examples ({ex.kind}): train {len(ex.train.cells):,}, validation {len(ex.validation.cells):,}, "
-         f"test {len(ex.test.cells):,}")
+    echo(
+        f"examples ({ex.kind}): train {len(ex.train.cells):,}, validation {len(ex.validation.cells):,}, "
+        f"test {len(ex.test.cells):,}"
+    )
     early = model.fit(ex.train.X, ex.train.y, ex.validation.X, ex.validation.y, settings.training)
-    booster = model.refit(np.concatenate([ex.train.X, ex.validation.X]), np.concatenate([ex.train.y, ex.validation.y]),
-                          settings.training, early.best_iteration or early.current_iteration())
+    booster = model.refit(
+        np.concatenate([ex.train.X, ex.validation.X]),
+        np.concatenate([ex.train.y, ex.validation.y]),
+        settings.training,
+        early.best_iteration or early.current_iteration(),
+    )
     booster.best_iteration = early.best_iteration
     gt = capture.GroundTruth.load(data_dir)
     results, curves, flat = offline_report(booster, ex, base, gt, settings)
@@ -129,20 +157,42 @@ def train(data_dir: str | Path, settings: Settings, config_path: str | None = No
     champ_loss = None
     if champ_version is not None:
         try:
-            champ_loss = model.metrics(ex.test.y, registry.load_booster(name, champ_version).predict(ex.test.X))["log_loss"]
+            champ_loss = model.metrics(
+                ex.test.y, registry.load_booster(name, champ_version).predict(ex.test.X)
+            )["log_loss"]
         except Exception as exc:  # an incompatible old champion must not block training
-            echo(f"warning: could not score champion v{champ_version} on this test set ({exc}); treating as absent")
+            echo(
+                f"warning: could not score champion v{champ_version} on this test set ({exc}); treating as absent"
+            )
 
     final = build_profiles(base, base.span[1] + pd.Timedelta(seconds=1), settings.profiles, ex.shrinkage)
     with mlflow.start_run(run_name=f"train-{ex.kind}") as run:
         out = registry.temp_dir()
-        mlflow.log_params({"kind": ex.kind, "config": config_path or "defaults", "data": str(Path(data_dir).resolve()),
-                           "best_iteration": booster.best_iteration, **{f"lgbm_{k}": v for k, v in settings.training.lgbm.items()},
-                           **{f"shrinkage_{c}_{k}": v for c, d in ex.shrinkage.items() for k, v in d.items()
-                              if k in ("alpha_daily", "alpha_weekly", "beta", "blur", "cohort_strength")}})
+        mlflow.log_params(
+            {
+                "kind": ex.kind,
+                "config": config_path or "defaults",
+                "data": str(Path(data_dir).resolve()),
+                "best_iteration": booster.best_iteration,
+                **{f"lgbm_{k}": v for k, v in settings.training.lgbm.items()},
+                **{
+                    f"shrinkage_{c}_{k}": v
+                    for c, d in ex.shrinkage.items()
+                    for k, v in d.items()
+                    if k in ("alpha_daily", "alpha_weekly", "beta", "blur", "cohort_strength")
+                },
+            }
+        )
         mlflow.log_dict(settings.model_dump(mode="json"), "config.json")
-        mlflow.log_dict({"fingerprint": fingerprint(data), "boundaries": ex.boundaries, "stats": base.stats,
-                         "shrinkage": ex.shrinkage}, "data.json")
+        mlflow.log_dict(
+            {
+                "fingerprint": fingerprint(data),
+                "boundaries": ex.boundaries,
+                "stats": base.stats,
+                "shrinkage": ex.shrinkage,
+            },
+            "data.json",
+        )
         mlflow.set_tags({"kind": ex.kind, "data_sha256": fingerprint(data)["sha256"]})
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
         data.write_rejects(out / "rejects.csv")
@@ -151,9 +201,16 @@ def train(data_dir: str | Path, settings: Settings, config_path: str | None = No
         final.save(out / registry.SNAPSHOT_ARTIFACT)
         mlflow.log_artifacts(str(out / registry.SNAPSHOT_ARTIFACT), registry.SNAPSHOT_ARTIFACT)
         version = registry.log_and_register(
-            booster, ex.test.X[:50], FEATURES, name,
-            tags={"kind": ex.kind, "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
-                  "data_span": json.dumps(list(final.data_span)), "test_log_loss": f"{results['model']['log_loss']:.6f}"},
+            booster,
+            ex.test.X[:50],
+            FEATURES,
+            name,
+            tags={
+                "kind": ex.kind,
+                "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
+                "data_span": json.dumps(list(final.data_span)),
+                "test_log_loss": f"{results['model']['log_loss']:.6f}",
+            },
         )
         promoted = registry.gate(results["model"]["log_loss"], champ_loss, settings.training.gate_margin)
         if promoted:
@@ -163,16 +220,31 @@ def train(data_dir: str | Path, settings: Settings, config_path: str | None = No
     return TrainResult(run.info.run_id, version, promoted, ex.kind, flat, champ_loss)
 
 
-def log_plots(out: Path, curves: dict, results: dict, flat: dict, final: Profiles, booster, has_gt: bool) -> None:
+def log_plots(
+    out: Path, curves: dict, results: dict, flat: dict, final: Profiles, booster, has_gt: bool
+) -> None:
     import mlflow
 
     figs = out / "plots"
     plots.calibration(curves, figs / "calibration.png")
-    plots.bars({k: v["log_loss"] for k, v in results.items()}, figs / "log_loss.png", "Test log loss (lower is better)",
-               "log loss")
+    plots.bars(
+        {k: v["log_loss"] for k, v in results.items()},
+        figs / "log_loss.png",
+        "Test log loss (lower is better)",
+        "log loss",
+    )
     if has_gt:
-        caps = {k[: -len("_capture")]: v for k, v in flat.items() if k.endswith("_capture") and not k.startswith("budget")}
-        plots.bars(caps, figs / "capture.png", "Capture of the oracle's gain over campaign time (24 h window)", "capture")
+        caps = {
+            k[: -len("_capture")]: v
+            for k, v in flat.items()
+            if k.endswith("_capture") and not k.startswith("budget")
+        }
+        plots.bars(
+            caps,
+            figs / "capture.png",
+            "Capture of the oracle's gain over campaign time (24 h window)",
+            "capture",
+        )
     pop = {"population": final.population_response}
     weights = final.table["email_engagements"].to_numpy() + final.table["sms_engagements"].to_numpy()
     for i in np.argsort(-weights)[:3]:

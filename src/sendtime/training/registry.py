@@ -32,7 +32,9 @@ def configure_mlflow(experiment: str) -> None:
 
     for noisy in ("mlflow", "alembic"):  # store migrations and registry chatter are not the user's business
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    external = bool(os.environ.get("MLFLOW_TRACKING_URI"))  # decided before set_tracking_uri sets that variable
+    external = bool(
+        os.environ.get("MLFLOW_TRACKING_URI")
+    )  # decided before set_tracking_uri sets that variable
     home.ensure_home()
     mlflow.set_tracking_uri(home.tracking_uri())
     mlflow.set_registry_uri(home.tracking_uri())
@@ -87,13 +89,21 @@ def load_version(model_name: str, version: str | None = None) -> Champion:
     target = home.snapshots_dir() / f"{model_name}-v{version}"
     if not (target / SNAPSHOT_ARTIFACT / "meta.json").exists():
         target.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=SNAPSHOT_ARTIFACT, dst_path=str(target))
-    return Champion(str(version), mv.run_id, load_booster(model_name, version), target / SNAPSHOT_ARTIFACT,
-                    dict(mv.tags or {}))
+        mlflow.artifacts.download_artifacts(
+            run_id=mv.run_id, artifact_path=SNAPSHOT_ARTIFACT, dst_path=str(target)
+        )
+    return Champion(
+        str(version),
+        mv.run_id,
+        load_booster(model_name, version),
+        target / SNAPSHOT_ARTIFACT,
+        dict(mv.tags or {}),
+    )
 
 
-def log_and_register(booster: lgb.Booster, example: np.ndarray, feature_names: list[str], model_name: str,
-                     tags: dict[str, str]) -> str:
+def log_and_register(
+    booster: lgb.Booster, example: np.ndarray, feature_names: list[str], model_name: str, tags: dict[str, str]
+) -> str:
     """Log the native LightGBM model (returns probabilities) with signature and example; register it."""
     import mlflow
     import mlflow.lightgbm
@@ -103,8 +113,15 @@ def log_and_register(booster: lgb.Booster, example: np.ndarray, feature_names: l
     frame = pd.DataFrame(example, columns=feature_names)
     signature = infer_signature(frame, booster.predict(example))
     info = mlflow.lightgbm.log_model(
-        booster, name="model", signature=signature, input_example=frame.head(5),
-        pip_requirements=[f"lightgbm=={lgb.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
+        booster,
+        name="model",
+        signature=signature,
+        input_example=frame.head(5),
+        pip_requirements=[
+            f"lightgbm=={lgb.__version__}",
+            f"numpy=={np.__version__}",
+            f"pandas=={pd.__version__}",
+        ],
     )
     mv = mlflow.register_model(info.model_uri, model_name, tags=tags)
     return str(mv.version)
