@@ -29,12 +29,13 @@ _TIMEZONES = ((-5, 0.40), (-6, 0.22), (-7, 0.08), (-8, 0.15), (0, 0.07), (1, 0.0
 _QUIET = (8, 21)  # SMS allowed from 08:00 to 21:00 local time
 
 
-def synthetic_values(rows: int, hours: int, seed: int = 0) -> np.ndarray:
+def synthetic_values(rows: int, hours: int, seed: int = 0, day_effect: float = 0.05) -> np.ndarray:
     """value[rows, 2, hours]: P(click) per row, channel and UTC hour of a window starting at 00:00 UTC.
 
     Each row responds around one local hour (morning or evening, people differ), with a lognormal
     overall level and a small floor; SMS peaks near the e-mail peak, narrower, and is -inf outside
-    quiet hours; 15% of rows have no e-mail and 40% no phone (-inf for that channel).
+    quiet hours; 15% of rows have no e-mail and 40% no phone (-inf for that channel). A window of
+    several days scales each row's days by 1 + day_effect * N(0, 1) (0: every day alike).
     """
     rng = np.random.default_rng(seed)
     offsets, shares = np.array(_TIMEZONES, dtype=float).T
@@ -50,6 +51,9 @@ def synthetic_values(rows: int, hours: int, seed: int = 0) -> np.ndarray:
         d = np.minimum(d, 24 - d)
         scale = np.minimum(rng.lognormal(levels[c], 0.8, rows), 0.9)
         value[:, c] = scale[:, None] * (0.1 + 0.9 * np.exp(-0.5 * (d / widths[c]) ** 2))
+    if hours > 24 and day_effect:
+        days = 1.0 + day_effect * rng.standard_normal((rows, 1, (hours + 23) // 24))
+        value *= np.repeat(np.maximum(days, 0.5), 24, axis=2)[:, :, :hours]
     value[:, 1][(local < _QUIET[0]) | (local >= _QUIET[1])] = -np.inf
     value[rng.random(rows) < 0.15, 0] = -np.inf
     value[rng.random(rows) < 0.40, 1] = -np.inf
@@ -74,13 +78,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--sms-share", type=float, default=0.30, help="SMS budget as a share of rows")
-    parser.add_argument("--cap-share", type=float, default=0.06, help="sends per hour and channel, share of rows")
+    parser.add_argument(
+        "--cap-share", type=float, default=0.06, help="sends per hour and channel, share of rows"
+    )
+    parser.add_argument("--day-effect", type=float, default=0.05, help="day-to-day spread of a row's scores")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
-    value = synthetic_values(args.rows, args.hours, args.seed)
+    value = synthetic_values(args.rows, args.hours, args.seed, args.day_effect)
     print(f"{args.rows:,} rows x {args.hours} hours drawn in {time.perf_counter() - t0:.1f} s")
     max_sms = int(round(args.sms_share * args.rows))
     cap = max(int(round(args.cap_share * args.rows)), 1)
@@ -103,9 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  sms budget {max_sms:,}, cap {cap:,} per hour and channel; {plan.budget_note}")
     for c, name in ((0, "email"), (1, "sms")):
         sent = np.bincount(plan.hour[plan.channel == c], minlength=args.hours)
-        print(f"  {name}: {int(sent.sum()):,} sends, busiest hour {int(sent.max()):,}, cost of cap {plan.cost_of_cap[c]:.1f}")
+        print(
+            f"  {name}: {int(sent.sum()):,} sends, busiest hour {int(sent.max()):,}, cost of cap {plan.cost_of_cap[c]:.1f}"
+        )
     print(f"  fallbacks to the other channel: {plan.fallbacks:,}; unplaced: {plan.unassigned}")
-    print(f"expected clicks: uncapped {uncapped:,.1f}, optimal {total:,.1f}, first come {greedy:,.1f} ({greedy_seconds:.1f} s)")
+    print(
+        f"expected clicks: uncapped {uncapped:,.1f}, optimal {total:,.1f}, first come {greedy:,.1f} ({greedy_seconds:.1f} s)"
+    )
     lost_opt, lost_greedy = uncapped - total, uncapped - greedy
     print(
         f"  the caps cost {lost_opt:,.1f} clicks with the optimal assignment vs {lost_greedy:,.1f} first come: "

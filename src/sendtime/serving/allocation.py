@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
 from tqdm.auto import tqdm
 
 NO_CHANNEL = -1
@@ -40,8 +42,12 @@ STATUS_TEXT = {
 }
 
 _CHUNK_CELLS = 1 << 22  # cells per block in row-wise passes, to bound temporary memory (~32 MB)
-_CANDIDATES = 128  # rows kept per (hour, other hour) pair by the exact finisher
-_MAX_ROUNDS = 200  # price rounds before the exact finisher takes over
+_MAX_ROUNDS = 500  # price rounds at most before the exact finisher takes over
+_POOL_CELLS = 1 << 22  # cells of the exact finisher's candidate pools: (H+1) hours x (H+1) nodes x k rows
+# measured costs in "cells read" (one value of `value`, a few ns): a price round costs about 3 per row
+# + 3 per row of an over-full hour + the cells it reads; one exact repair about 150000 + 1500 per hour
+_ROUND_COST = (3.0, 3.0)
+_REPAIR_COST = (150_000.0, 1_500.0)
 
 
 # --- 1. SMS budget -----------------------------------------------------------------------------
@@ -140,48 +146,106 @@ def assign_hours(value: np.ndarray, capacity: np.ndarray, progress: bool = False
     Why not first come, first served: a row that is as happy at 09:00 as at 10:00 should leave the
     last 10:00 slot to a row that only responds at 10:00 (`greedy_first_come` does not).
 
-    Method: this is a transportation problem, and its dual has one price per hour: the optimum gives
-    every row its best hour at value minus price, with a positive price only on full hours.
-    1. Price rounds (a Jacobi auction on hour prices): every over-full hour raises its price just
-       enough that only `capacity` rows still prefer it (ties split by row order) and the others move
-       to their next best choice. Prices only rise and never pass the smallest equilibrium prices, so
-       every row stays at a best choice and an hour with a positive price stays full.
-    2. Exact finisher (successive shortest paths on the H-hour graph, Dijkstra with the prices as
-       potentials): each remaining excess row goes along the cheapest chain of moves to an hour with
-       room or out of the plan; prices are updated so the optimality conditions keep holding.
-    When no hour is over-full, primal and dual values match: `duality_gap` (~1e-12) certifies it.
-    Each price round costs O(m H); the finisher O(H^2) per excess row left after the rounds.
+    Method: this is a transportation problem (unit demands, hour capacities). Its dual has one price
+    per hour, and a plan is optimal exactly when every row sits at its best hour at value minus
+    price (or out, worth 0) and only full hours have a positive price.
+    0. Hours whose columns are identical for every row (the same hour of the week in a two-week
+       window) are merged into one hour with their summed capacity, and split again at the end.
+    1. Price rounds (`_price_rounds`, a Jacobi auction on hour prices): every over-full hour raises
+       its price just enough that only `capacity` rows still prefer it; the others move to their
+       next best choice. Prices only rise and never pass the smallest equilibrium prices, so every
+       row stays at a best choice and every priced hour stays full, while the excess shrinks.
+    2. Exact finisher (`_ShortestPaths`, successive shortest paths with the prices as potentials on
+       the graph of the H hours and "out"): each excess row left moves along the cheapest chain of
+       moves to an hour with room or out; prices are updated so the conditions above keep holding.
+    At the end no hour is over-full and the conditions hold, so the plan is optimal; `duality_gap`
+    (dual bound minus plan value, ~1e-12 from rounding) certifies it on every call. A round costs
+    O(m) plus the rows it reads (only those near their margin); a repair about O(H^2).
     """
     v = _as_matrix(value)
     n_hours = v.shape[1]
     cap = _as_capacity(capacity, n_hours)
-    scale = float(np.max(np.abs(v[np.isfinite(v)]), initial=1.0))
-    tol = 1e-12 * max(scale, 1.0)
+    tol = 1e-12 * max(_largest(v), 1.0)
 
-    x = _best_choice(v, np.zeros(n_hours))  # n_hours = "out of the plan" (worth 0)
-    wants_a_send = x < n_hours
-    best_value = _value_at(v, x)
-    unconstrained = float(best_value.sum())
-    prices = np.zeros(n_hours)
-    load = np.bincount(x, minlength=n_hours + 1)[:n_hours]
-    with tqdm(desc="capacity", unit="round", disable=not progress) as bar:
-        rounds = _price_rounds(v, cap, x, prices, load, tol, bar)
-        augmentations = _ShortestPaths(v, cap, x, prices, load).run(bar)
+    same = _identical_hours(v)  # hours every row values alike: one hour with their summed capacity
+    keep = np.flatnonzero(same == np.arange(n_hours))
+    merged = v[:, keep] if len(keep) < n_hours else v
+    merged_cap = np.bincount(
+        np.searchsorted(keep, same), weights=np.minimum(cap, len(v)), minlength=len(keep)
+    )
+    first = _best_choice(merged, np.zeros(len(keep)), tol)  # len(keep): not sending
+    unconstrained = float(_value_at(merged, first).sum())
+    with tqdm(desc="capacity", unit="step", disable=not progress) as bar:
+        x, prices, rounds, augmentations = _solve(merged, merged_cap.astype(np.int64), first.copy(), tol, bar)
+    hour = _split_identical(np.append(keep, NO_HOUR)[x], same, cap)  # x == len(keep): not sending
+    prices = prices[np.searchsorted(keep, same)] if n_hours else prices
 
-    _fill_free_room(v, cap, x, load)
-    hour = np.where(x < n_hours, x, NO_HOUR).astype(np.int64)
-    total = float(_value_at(v, x).sum())
+    total = float(_value_at(v, np.where(hour >= 0, hour, n_hours)).sum())
     return AssignmentResult(
         hour=hour,
         total_value=total,
         unconstrained_value=unconstrained,
         cost_of_cap=unconstrained - total,
-        n_unassigned=int(((hour == NO_HOUR) & wants_a_send).sum()),
+        n_unassigned=int(((hour == NO_HOUR) & (first < len(keep))).sum()),
         iterations=rounds,
         augmentations=augmentations,
         prices=prices,
         duality_gap=_dual_bound(v, cap, prices) - total,
     )
+
+
+def _solve(
+    v: np.ndarray, cap: np.ndarray, x: np.ndarray, tol: float, bar
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """From every row at its best choice `x` (hour, or H for not sending) to an optimal plan:
+    returns the choices, the hour prices, the price rounds and the exact repairs."""
+    n_hours = v.shape[1]
+    prices = np.zeros(n_hours)
+    load = np.bincount(x, minlength=n_hours + 1)[:n_hours]
+    rounds = _price_rounds(v, cap, x, prices, load, tol, bar)
+    augmentations = _ShortestPaths(v, cap, x, prices, load).run(bar)
+    _fill_free_room(v, cap, x, load)
+    return x, prices, rounds, augmentations
+
+
+def _identical_hours(v: np.ndarray) -> np.ndarray:
+    """For every hour, the first hour whose column is identical to it (itself if none).
+
+    Columns are compared by two random projections first (O(m H), BLAS), then exactly. Identical
+    columns are common when scores depend on the hour of the week and the window spans two weeks.
+    """
+    m, n_hours = v.shape
+    same = np.arange(n_hours)
+    if n_hours < 2 or not m:
+        return same
+    w = np.random.default_rng(0).standard_normal((m, 2))
+    finger = np.zeros((n_hours, 4))
+    for s in _blocks(m, n_hours):
+        finite = np.isfinite(v[s])
+        finger[:, :2] += np.where(finite, v[s], 0.0).T @ w[s]
+        finger[:, 2:] += (~finite).T.astype(np.float64) @ w[s]
+    order = np.lexsort(finger.T[::-1])
+    close = np.all(np.isclose(finger[order[1:]], finger[order[:-1]], rtol=1e-9, atol=1e-9), axis=1)
+    for run in np.split(order, np.flatnonzero(~close) + 1):
+        firsts: list[int] = []
+        for h in np.sort(run):
+            match = next((f for f in firsts if np.array_equal(v[:, f], v[:, h])), None)
+            if match is None:
+                firsts.append(h)
+            else:
+                same[h] = match
+    return same
+
+
+def _split_identical(hour: np.ndarray, same: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """Share the rows placed in a merged hour among its identical hours, earliest hour first."""
+    out = hour.copy()
+    for first in np.unique(same[same != np.arange(len(same))]):
+        members = np.flatnonzero(same == first)
+        rows = np.flatnonzero(hour == first)
+        ends = np.cumsum(np.minimum(cap[members], len(rows)))
+        out[rows] = members[np.searchsorted(ends, np.arange(len(rows)), side="right")]
+    return out
 
 
 def greedy_first_come(value: np.ndarray, capacity: np.ndarray) -> np.ndarray:
@@ -273,8 +337,12 @@ def plan_channels_and_hours(
         cost_of_cap[c] = result.cost_of_cap
         caps[c] = caps[c] - _used(result.hour, n_hours)
     full = np.flatnonzero((channel >= 0) & (hour == NO_HOUR))
+    first_choice = channel[full].copy()
     channel[full], status[full] = NO_CHANNEL, CAPACITY_FULL
-    fallbacks = _fallback(v, full, channel, hour, status, caps, best, max_sms, sms_cost, click_value)
+    fallbacks = 0
+    for c in (0, 1):  # SMS rows go to e-mail first: that frees budget for e-mail rows trying SMS
+        rows = full[(first_choice == 1 - c) & np.isfinite(best[full, c])]
+        fallbacks += _fallback(v, rows, c, channel, hour, status, caps, best, max_sms, sms_cost, click_value)
 
     placed = np.flatnonzero(channel >= 0)
     expected = np.full(n, np.nan)
@@ -309,6 +377,7 @@ def _initial_status(
 def _fallback(
     v: np.ndarray,
     rows: np.ndarray,
+    c: int,
     channel: np.ndarray,
     hour: np.ndarray,
     status: np.ndarray,
@@ -318,28 +387,23 @@ def _fallback(
     sms_cost: float,
     click_value: float,
 ) -> int:
-    """Second pass for rows their channel's cap left out (in place); returns how many found a place.
+    """Rows their own channel's cap left out try channel c in the room left there (in place).
 
-    SMS rows go to e-mail first: that frees budget for e-mail rows that then try SMS.
+    On SMS a row is judged as an SMS-only row (its e-mail is full): only a positive gain, and only
+    while the budget lasts, largest gains first. Returns how many rows found a place.
     """
-    moved = 0
-    for c in (0, 1):
-        was = rows[np.isfinite(best[rows, 1 - c]) & (channel[rows] == NO_CHANNEL)]
-        candidates = was[np.isfinite(best[was, c])]
-        if c == 1:  # judged as an SMS-only row: its e-mail alternative is gone
-            gain = sms_gain(np.full(len(candidates), -np.inf), best[candidates, 1], sms_cost, click_value)
-            candidates, gain = candidates[gain > 0], gain[gain > 0]
-            if max_sms is not None:
-                left = max(int(max_sms) - int((channel == 1).sum()), 0)
-                candidates = _top_k(candidates, gain, left)
-        if not len(candidates):
-            continue
-        got = assign_hours(v[candidates, c], np.maximum(room[c], 0)).hour
-        ok = got >= 0
-        channel[candidates[ok]], hour[candidates[ok]], status[candidates[ok]] = c, got[ok], PLACED
-        room[c] = room[c] - _used(got, v.shape[2])
-        moved += int(ok.sum())
-    return moved
+    if c == 1:
+        gain = sms_gain(np.full(len(rows), -np.inf), best[rows, 1], sms_cost, click_value)
+        rows, gain = rows[gain > 0], gain[gain > 0]
+        if max_sms is not None:
+            rows = _top_k(rows, gain, max(int(max_sms) - int((channel == 1).sum()), 0))
+    if not len(rows):
+        return 0
+    got = assign_hours(v[rows, c], np.maximum(room[c], 0)).hour
+    ok = got >= 0
+    channel[rows[ok]], hour[rows[ok]], status[rows[ok]] = c, got[ok], PLACED
+    room[c] = room[c] - _used(got, v.shape[2])
+    return int(ok.sum())
 
 
 def _budget_note(max_sms: int | None, used: int, unfunded: int) -> str:
@@ -390,78 +454,115 @@ def _price_rounds(
 
     Updates `x`, `prices` and `load` in place and keeps two invariants the finisher relies on: every
     row is at a best choice under the prices, and an hour with a positive price holds >= capacity.
+    Each round raises every over-full hour just enough that only `capacity` rows still prefer it
+    (`_clear`); the others move to their next best choice, possibly another over-full hour, so the
+    excess shrinks geometrically. The rounds stop when one removes less excess than the exact
+    finisher would remove for the same work (`_ROUND_COST`).
     """
-    n_hours = len(cap)
-    rounds, best_excess, stalled = 0, np.inf, 0
-    while rounds < _MAX_ROUNDS:
+    n_hours, m = len(cap), len(x)
+    memo = _Margins(m)
+    rounds, unproductive = 0, 0
+    excess = int(np.maximum(load - cap, 0).sum())
+    while excess and rounds < _MAX_ROUNDS and unproductive < 3:
         over = np.flatnonzero(load > cap)
-        excess = int((load - cap)[over].sum())
-        if not excess:
-            break
-        best_excess, stalled = (excess, 0) if excess < best_excess else (best_excess, stalled + 1)
-        if stalled >= 3:
-            break
-        is_over = np.zeros(n_hours + 1, dtype=bool)
-        is_over[over] = True
-        rows = np.flatnonzero(is_over[x])
-        rows = rows[np.argsort(x[rows], kind="stable")]  # grouped by hour, row order within
-        margin = _margins(v, prices, rows, x[rows])
-        bounds = np.searchsorted(x[rows], over, side="left"), np.searchsorted(x[rows], over, side="right")
-        new_prices, movers = prices.copy(), []
-        for h, lo, hi in zip(over, *bounds, strict=True):
-            raise_by, leave = _clear(margin[lo:hi], int(cap[h]))
-            new_prices[h] += raise_by
-            movers.append((h, rows[lo:hi][leave]))
-        prices[:] = new_prices
-        for h, gone in movers:
-            x[gone] = _next_choice(v, prices, gone, h, tol)
+        rows = np.flatnonzero(np.append(load > cap, False)[x])
+        rows = rows[np.argsort(x[rows].astype(np.int16 if n_hours < 2**15 else np.int64), kind="stable")]
+        bounds = np.searchsorted(x[rows], np.arange(n_hours + 1))
+        movers, cells = [], 0
+        for h in over:
+            rise, out, read = _clear(v, prices, memo, rows[bounds[h] : bounds[h + 1]], h, int(cap[h]))
+            prices[h] += rise
+            movers.append(out)
+            cells += read
+        gone = np.concatenate(movers)
+        x[gone] = _next_choice(v, prices, gone, x[gone], load < cap, tol)
         load[:] = np.bincount(x, minlength=n_hours + 1)[:n_hours]
         rounds += 1
+        left = int(np.maximum(load - cap, 0).sum())
+        removed, excess = excess - left, left
         bar.update(1)
         bar.set_postfix(excess=excess)
+        cost = _ROUND_COST[0] * m + _ROUND_COST[1] * len(rows) + cells
+        unproductive = (
+            unproductive + 1 if removed * (_REPAIR_COST[0] + _REPAIR_COST[1] * n_hours) < cost else 0
+        )
     return rounds
 
 
-def _clear(margin: np.ndarray, capacity: int) -> tuple[float, np.ndarray]:
-    """How much an over-full hour's price rises, and which of its rows (bool) leave.
+def _clear(
+    v: np.ndarray, prices: np.ndarray, memo: _Margins, rows: np.ndarray, hour: int, capacity: int
+) -> tuple[float, np.ndarray, int]:
+    """How much an over-full hour's price rises, and which of its rows leave (row numbers).
 
-    The rise is the (capacity+1)-th largest margin (the row's value here over its next best choice),
-    so at most `capacity` rows still strictly prefer the hour; rows tied at that margin are
-    indifferent, and the earliest of them fill the hour up to exactly `capacity`.
+    A row's margin is its value (net of price) here over its best other choice (another hour or
+    not sending). The rise is the e-th smallest margin (e = rows - capacity): rows with a smaller
+    margin leave, rows tied at the rise are indifferent and the earliest of them stay, so exactly
+    `capacity` rows remain, each still at a best choice; the others' prices only rose, so the
+    hour's new price is never above the smallest equilibrium price. Only the rows that can be among
+    the e smallest margins are read: remembered margins, lowered by how much the hour's price rose
+    since, are lower bounds (other prices only rose), so reading the rows with the smallest bounds
+    settles the e-th smallest as soon as it is below every bound left out.
+    Returns the rise, the rows that leave, and the cells read.
     """
-    n = len(margin)
-    rise = float(np.partition(margin, n - capacity - 1)[n - capacity - 1])
-    stay = margin > rise
-    tied = np.flatnonzero(margin == rise)
-    stay[tied[: capacity - int(stay.sum())]] = True
-    return rise, ~stay
+    n, e = len(rows), len(rows) - capacity
+    bound = memo.lower(rows, hour, prices)
+    size, cells = min(n, 2 * e + 64), 0
+    while True:
+        limit = np.inf if size >= n else float(np.partition(bound, size - 1)[size - 1])
+        pick = np.flatnonzero(bound <= limit)
+        margin = memo.exact(v, prices, rows[pick], hour)
+        bound[pick] = margin
+        cells += len(pick) * v.shape[1]
+        rise = float(np.partition(margin, e - 1)[e - 1])
+        if rise <= limit:
+            break
+        size *= 4
+    below, tied = pick[margin < rise], pick[margin == rise]
+    tied_leaving = tied[len(tied) - (e - len(below)) :]  # the earliest tied rows stay
+    return rise, rows[np.sort(np.concatenate([below, tied_leaving]))], cells
 
 
-def _margins(v: np.ndarray, prices: np.ndarray, rows: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Value (net of price) of each row at its hour `at` over its next best choice (or not sending)."""
-    out = np.empty(len(rows))
-    for s in _blocks(len(rows), v.shape[1]):
-        r = v[rows[s]] - prices
-        i = np.arange(len(r))
-        here = r[i, at[s]]
-        r[i, at[s]] = -np.inf
-        out[s] = here - np.maximum(r.max(axis=1, initial=-np.inf), 0.0)
-    return np.maximum(out, 0.0)
+class _Margins:
+    """Each row's margin at its hour over its best other choice, remembered between price rounds."""
+
+    def __init__(self, m: int):
+        self.hour = np.full(m, -1)
+        self.margin = np.zeros(m)
+        self.price = np.zeros(m)  # the hour's price when remembered
+
+    def lower(self, rows: np.ndarray, hour: int, prices: np.ndarray) -> np.ndarray:
+        """Lower bounds of the rows' margins at `hour` now (-inf where none is remembered)."""
+        known = self.hour[rows] == hour
+        return np.where(known, self.margin[rows] - (prices[hour] - self.price[rows]), -np.inf)
+
+    def exact(self, v: np.ndarray, prices: np.ndarray, rows: np.ndarray, hour: int) -> np.ndarray:
+        out = np.empty(len(rows))
+        for s in _blocks(len(rows), v.shape[1]):
+            r = v[rows[s]] - prices
+            here = r[:, hour].copy()
+            r[:, hour] = -np.inf
+            out[s] = here - np.maximum(r.max(axis=1, initial=-np.inf), 0.0)
+        out = np.maximum(out, 0.0)
+        self.hour[rows], self.margin[rows], self.price[rows] = hour, out, prices[hour]
+        return out
 
 
-def _next_choice(v: np.ndarray, prices: np.ndarray, rows: np.ndarray, left: int, tol: float) -> np.ndarray:
-    """Best choice of rows that were pushed out of hour `left`: they return only if strictly better."""
+def _next_choice(
+    v: np.ndarray, prices: np.ndarray, rows: np.ndarray, left: np.ndarray, roomy: np.ndarray, tol: float
+) -> np.ndarray:
+    """Best choice of rows pushed out of their hours `left`: back only if strictly better; among
+    equally good hours, one with room (`roomy`), spread by row."""
     n_hours = v.shape[1]
     out = np.empty(len(rows), dtype=np.int64)
     for s in _blocks(len(rows), n_hours):
         r = v[rows[s]] - prices
-        here = r[:, left].copy()
-        r[:, left] = -np.inf
-        choice = r.argmax(axis=1)
-        other = r[np.arange(len(r)), choice]
+        i = np.arange(len(r))
+        here = r[i, left[s]]
+        r[i, left[s]] = -np.inf
+        choice = _spread_argmax(r, rows[s], tol, roomy)
+        other = r[i, choice]
         choice = np.where(other >= 0, choice, n_hours)
-        other = np.maximum(other, 0.0)
-        out[s] = np.where(here > other + tol, left, choice)
+        out[s] = np.where(here > np.maximum(other, 0.0) + tol, left[s], choice)
     return out
 
 
@@ -472,20 +573,21 @@ class _ShortestPaths:
     """Successive shortest paths on the hour graph, from a state that meets the optimality conditions.
 
     Nodes are the H hours plus "out" (index H, price 0, unlimited room). Moving a row from hour a to
-    b loses (v_a - p_a) - (v_b - p_b) >= 0; the cheapest such move per pair comes from a short,
-    price-free candidate list per hour (the price shift is the same for every row of the pair). Each
-    step sends excess from over-full hours along the cheapest chain of moves to an hour with room or
-    out, moving every row tied on the chain at once (identical rows are common: cohort priors).
+    b loses (v_a - p_a) - (v_b - p_b) >= 0. The price shift is the same for every row of a pair, so
+    the cheapest row per pair is kept price-free: per hour, a pool of the rows cheapest to move to
+    each other node (plus rows that arrived since), and the current minimum of every column, updated
+    only where the minimum's row left. Each step sends excess from over-full hours along the cheapest
+    chain of moves to an hour with room or out, moving every row tied on the chain at once (identical
+    rows are common: cohort priors), then updates the prices so the optimality conditions hold.
     """
 
     def __init__(self, v, cap, x, prices, load):
         self.v, self.cap, self.x, self.prices, self.load = v, cap, x, prices, load
-        n_hours = len(cap)
-        self.n = n_hours + 1
-        self.loss = np.full((n_hours, self.n), np.inf)  # cheapest price-free loss per (from, to)
-        self.fresh = np.zeros(n_hours, dtype=bool)
-        self.cand: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
-        self.new: dict[int, np.ndarray] = {}
+        self.n = len(cap) + 1
+        self.k = int(np.clip(_POOL_CELLS // self.n**2, 1, 1024))  # pool rows per node
+        self.pools: dict[int, _Pool] = {}
+        self.columns = np.tile(np.arange(self.n, dtype=np.int32), self.n)  # a dense graph in CSR form
+        self.starts = np.arange(0, self.n * self.n + 1, self.n, dtype=np.int32)
 
     def run(self, bar) -> int:
         steps = 0
@@ -496,28 +598,24 @@ class _ShortestPaths:
         return steps
 
     def _augment(self) -> None:
+        """One shortest path (Dijkstra in C, on the (H+1)-node graph of cheapest moves), then move."""
         n_hours = self.n - 1
         p = np.append(self.prices, 0.0)
-        source = np.append(self.load > self.cap, False)
+        source = np.flatnonzero(self.load > self.cap)
         sink = np.append(self.load < self.cap, True)
-        dist = np.where(source, 0.0, np.inf)
-        pred = np.full(self.n, -1)
-        done = np.zeros(self.n, dtype=bool)
-        while True:
-            a = int(np.argmin(np.where(done, np.inf, dist)))
-            if not np.isfinite(dist[a]):  # cannot happen: every full hour has a move out of the plan
-                raise RuntimeError("assign_hours: no way to relieve an over-full hour")
-            done[a] = True
-            if sink[a]:
-                break
-            reach = dist[a] + np.maximum(self._loss_row(a) - p[a] + p, 0.0)
-            better = (reach < dist) & ~done
-            dist[better], pred[better] = reach[better], a
-        end, path = a, [a]
-        while not source[path[-1]]:
+        tails = np.flatnonzero(~sink)  # hours with room and "out" end paths: no arcs out of them
+        loss = np.full((self.n, self.n), np.inf)
+        loss[tails] = np.maximum(np.stack([self._pool(a).best for a in tails]) - p[tails, None] + p, 0.0)
+        graph = csr_matrix((loss.ravel(), self.columns, self.starts), shape=loss.shape)  # inf: no arc
+        dist, pred, _ = dijkstra(graph, indices=source, min_only=True, return_predecessors=True)
+        end = int(np.flatnonzero(sink)[np.argmin(dist[sink])])
+        if not np.isfinite(dist[end]):  # cannot happen: every full hour has a move out of the plan
+            raise RuntimeError("assign_hours: no way to relieve an over-full hour")
+        path = [end]
+        while pred[path[-1]] >= 0:
             path.append(int(pred[path[-1]]))
         path.reverse()
-        self.prices += np.where(done[:n_hours], dist[end] - dist[:n_hours], 0.0)
+        self.prices += np.maximum(dist[end] - dist[:n_hours], 0.0)
         self._move(path)
 
     def _move(self, path: list[int]) -> None:
@@ -527,71 +625,118 @@ class _ShortestPaths:
         units = int(self.load[head] - self.cap[head])
         if tail < n_hours:
             units = min(units, int(self.cap[tail] - self.load[tail]))
-        groups = [self._tied(a, b) for a, b in zip(path[:-1], path[1:], strict=True)]
-        units = min([units, *(len(g) for g in groups)])
-        for (a, b), g in zip(zip(path[:-1], path[1:], strict=True), groups, strict=True):
-            self.x[g[:units]] = b
-            self.fresh[a] = False
-            if b < n_hours:
-                self.new[b] = np.concatenate([self.new.get(b, np.zeros(0, dtype=np.int64)), g[:units]])
-                self.fresh[b] = False
+        arcs = list(zip(path[:-1], path[1:], strict=True))
+        tied = [self.pools[a].tied(b, self.x) for a, b in arcs]
+        units = min([units, *(len(t) for t in tied)])
+        for (_, b), rows in zip(arcs, tied, strict=True):
+            self.x[rows[:units]] = b
+        for (a, b), rows in zip(arcs, tied, strict=True):
+            self.pools[a].left(rows[:units], self.x)
+            if b < n_hours and b in self.pools:
+                self.pools[b].arrived(rows[:units])
         self.load[head] -= units
         if tail < n_hours:
             self.load[tail] += units
 
-    def _tied(self, a: int, b: int) -> np.ndarray:
-        """Rows now at hour a whose loss moving to b equals the cheapest (row order)."""
-        rows = np.unique(np.concatenate([self.cand[a][0][:, b], self.new.get(a, np.zeros(0, np.int64))]))
-        rows = rows[self.x[rows] == a]
-        return rows[self._keys(rows, a)[:, b] == self.loss[a, b]]
+    def _pool(self, a: int) -> _Pool:
+        pool = self.pools.get(a)
+        if pool is None or pool.stale:
+            pool = self.pools[a] = _Pool(self.v, self.x, a, self.k)
+        return pool
 
-    def _loss_row(self, a: int) -> np.ndarray:
-        if not self.fresh[a]:
-            self.loss[a] = self._cheapest(a)
-            self.fresh[a] = True
-        return self.loss[a]
 
-    def _cheapest(self, a: int) -> np.ndarray:
-        if a not in self.cand:
-            self._build(a)
-        rows, keys, complete = self.cand[a]
-        valid = self.x[rows] == a
-        if not complete and not valid.any(axis=0).all():
-            self._build(a)
-            rows, keys, complete = self.cand[a]
-            valid = self.x[rows] == a
-        best = np.where(valid, keys, np.inf).min(axis=0, initial=np.inf)
-        new = self.new.get(a)
-        if new is not None and len(new):
-            new = np.unique(new[self.x[new] == a])
-            self.new[a] = new
-            if len(new):
-                best = np.minimum(best, self._keys(new, a).min(axis=0))
-        return best
+class _Pool:
+    """The rows of hour a that are cheapest to move to each other node, and the cheapest losses.
 
-    def _build(self, a: int) -> None:
-        """Candidate list of hour a: for every other node, the rows cheapest to move there."""
-        rows = np.flatnonzero(self.x == a)
-        keys = self._keys(rows, a)
-        k = min(_CANDIDATES, len(rows))
-        complete = k == len(rows)
-        if not complete:
-            pick = np.argpartition(keys, k - 1, axis=0)[:k]
-            keys = np.take_along_axis(keys, pick, axis=0)
-            rows = rows[pick]
-        else:
-            rows = np.broadcast_to(rows[:, None], keys.shape).copy()
-        self.cand[a] = (rows, keys, complete)
-        self.new[a] = np.zeros(0, dtype=np.int64)
+    Per node (column): the k rows of smallest price-free loss, sorted, with a pointer to the first
+    row still at a; plus the rows that arrived since (few). When a column's minimum leaves, the
+    pointer advances past rows that left (amortised O(1)); when it runs past the k rows, the pool is
+    stale and rebuilt (rows outside it lose at least the k-th loss).
+    """
 
-    def _keys(self, rows: np.ndarray, a: int) -> np.ndarray:
-        """Price-free loss of moving each row from hour a to every node (inf: infeasible or a itself)."""
-        vr = self.v[rows]
-        keys = np.empty((len(rows), self.n))
-        keys[:, :-1] = vr[:, a : a + 1] - vr
-        keys[:, -1] = vr[:, a]
-        keys[:, a] = np.inf
-        return keys
+    def __init__(self, v: np.ndarray, x: np.ndarray, a: int, k: int):
+        self.v, self.a = v, a
+        rows = np.flatnonzero(x == a)
+        keys = _move_losses(v, rows, a).T  # [node, row]
+        k = min(k, len(rows))
+        self.complete = k == len(rows)
+        top = (
+            np.argpartition(keys, k - 1, axis=1)[:, :k]
+            if 0 < k < len(rows)
+            else np.tile(np.arange(k), (len(keys), 1))
+        )
+        top_keys = np.take_along_axis(keys, top, axis=1)
+        order = np.argsort(top_keys, axis=1, kind="stable")
+        self.keys = np.take_along_axis(top_keys, order, axis=1)  # [node, k] ascending
+        self.rows = rows[np.take_along_axis(top, order, axis=1)]
+        self.head = np.zeros(len(keys), dtype=np.int64)
+        self.new_rows = np.zeros(0, dtype=np.int64)
+        self.new_keys = np.zeros((0, len(keys)))
+        self.stale = False
+        self.best = np.full(len(keys), np.inf)
+        self.best_row = np.full(len(keys), -1)
+        self._refresh(np.arange(len(keys)), x)
+
+    def tied(self, b: int, x: np.ndarray) -> np.ndarray:
+        """Rows still here whose loss moving to b is the cheapest (row order)."""
+        run = self.rows[b, self.head[b] :][self.keys[b, self.head[b] :] == self.best[b]]
+        new = self.new_rows[self.new_keys[:, b] == self.best[b]]
+        rows = np.concatenate([run, new])
+        return np.unique(rows[x[rows] == self.a])
+
+    def left(self, gone: np.ndarray, x: np.ndarray) -> None:
+        """Rows `gone` left: refresh the columns whose minimum they were."""
+        cols = np.flatnonzero(np.isin(self.best_row, gone))
+        if len(cols):
+            self._refresh(cols, x)
+
+    def arrived(self, rows: np.ndarray) -> None:
+        keys = _move_losses(self.v, rows, self.a)
+        self.new_rows = np.concatenate([self.new_rows, rows])
+        self.new_keys = np.concatenate([self.new_keys, keys])
+        at = keys.argmin(axis=0)
+        best = keys[at, np.arange(keys.shape[1])]
+        better = best < self.best
+        self.best[better], self.best_row[better] = best[better], rows[at][better]
+
+    def _refresh(self, cols: np.ndarray, x: np.ndarray) -> None:
+        k = self.keys.shape[1]
+        for b in cols:  # advance past rows that left: each pool entry is passed at most once
+            h = self.head[b]
+            while h < k and x[self.rows[b, h]] != self.a:
+                h += 1
+            self.head[b] = h
+        heads = np.minimum(self.head[cols], k - 1) if k else np.zeros(len(cols), dtype=np.int64)
+        best = (
+            np.where(self.head[cols] < k, self.keys[cols, heads], np.inf) if k else np.full(len(cols), np.inf)
+        )
+        best_row = self.rows[cols, heads] if k else np.full(len(cols), -1)
+        if not self.complete and (self.head[cols] >= k).any():
+            self.stale = True  # the k cheapest left: rows outside the pool may be cheaper than arrivals
+        if len(self.new_rows):
+            here = x[self.new_rows] == self.a
+            self.new_rows, self.new_keys = self.new_rows[here], self.new_keys[here]
+            if len(self.new_rows):
+                sub = self.new_keys[:, cols]
+                at = sub.argmin(axis=0)
+                new_best = sub[at, np.arange(len(cols))]
+                better = new_best < best
+                best, best_row = (
+                    np.where(better, new_best, best),
+                    np.where(better, self.new_rows[at], best_row),
+                )
+        self.best[cols], self.best_row[cols] = best, best_row
+
+
+def _move_losses(v: np.ndarray, rows: np.ndarray, a: int) -> np.ndarray:
+    """Price-free loss of moving each row from hour a to every node: v_a - v_b, v_a for "out" (index
+    H), inf to a itself or to an infeasible hour."""
+    vr = v[rows]
+    keys = np.empty((len(rows), vr.shape[1] + 1))
+    keys[:, :-1] = vr[:, a : a + 1] - vr
+    keys[:, -1] = vr[:, a]
+    keys[:, a] = np.inf
+    return keys
 
 
 def _fill_free_room(v: np.ndarray, cap: np.ndarray, x: np.ndarray, load: np.ndarray) -> None:
@@ -618,7 +763,16 @@ def _dual_bound(v: np.ndarray, cap: np.ndarray, prices: np.ndarray) -> float:
     return bound
 
 
-def _best_choice(v: np.ndarray, prices: np.ndarray) -> np.ndarray:
+def _largest(v: np.ndarray) -> float:
+    """Largest finite |value| (the scale of rounding errors)."""
+    out = 0.0
+    for s in _blocks(len(v), v.shape[1]):
+        block = np.abs(v[s])
+        out = max(out, float(np.max(block, where=np.isfinite(block), initial=0.0)))
+    return out
+
+
+def _best_choice(v: np.ndarray, prices: np.ndarray, tol: float) -> np.ndarray:
     """Each row's best hour net of prices, or H (not sending) when nothing is worth >= 0."""
     m, n_hours = v.shape
     out = np.full(m, n_hours, dtype=np.int64)
@@ -626,9 +780,27 @@ def _best_choice(v: np.ndarray, prices: np.ndarray) -> np.ndarray:
         return out
     for s in _blocks(m, n_hours):
         r = v[s] - prices
-        choice = r.argmax(axis=1)
+        choice = _spread_argmax(r, np.arange(s.start, s.stop), tol)
         out[s] = np.where(r[np.arange(len(r)), choice] >= 0, choice, n_hours)
     return out
+
+
+def _spread_argmax(
+    r: np.ndarray, salt: np.ndarray, tol: float, prefer: np.ndarray | None = None
+) -> np.ndarray:
+    """Argmax per row, except that ties (within tol) are spread over the tied columns by `salt`
+    (row numbers), and go to `prefer` columns when some are tied: a hundred thousand rows equally
+    happy on any day should not all start on the first day (nor all move to the same full hour)."""
+    best = r.max(axis=1, keepdims=True, initial=-np.inf)
+    tied = (r >= best - tol) & np.isfinite(r)
+    if prefer is not None:
+        good = tied & prefer
+        tied = np.where(good.any(axis=1, keepdims=True), good, tied)
+    count = tied.sum(axis=1)
+    if (count <= 1).all():
+        return r.argmax(axis=1)
+    nth = salt % np.maximum(count, 1)
+    return np.argmax(tied & (np.cumsum(tied, axis=1) - 1 == nth[:, None]), axis=1)
 
 
 def _best_open(v: np.ndarray, closed: np.ndarray) -> np.ndarray:
