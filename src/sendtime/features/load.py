@@ -75,12 +75,23 @@ def read_table(path: Path) -> pd.DataFrame:
     """Read one table as strings-or-native types; CSV is read as text so parsing is ours to report."""
     try:
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
+            return _read_parquet(path)
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: the file is empty (no header row)") from exc
     except Exception as exc:  # pyarrow and the CSV parser raise many types; name the file either way
         raise DataError(f"{path}: cannot be read: {exc}") from exc
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Parquet with its text columns as categoricals: an export repeats each address, channel, event type
+    and message id many times, and one Python string per row is what makes 10M-row exports slow."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return pq.read_table(path, read_dictionary=text).to_pandas()
 
 
 def require_columns(df: pd.DataFrame, required: tuple[str, ...], path: Path) -> None:
@@ -179,6 +190,13 @@ def _blank(values: pd.Series) -> np.ndarray:
     return blank[np.where(codes < 0, len(uniques), codes)]
 
 
+def _as_text(values: pd.Series) -> pd.Series:
+    """Text values; a categorical stays categorical (string categories), so nothing is copied per row."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.rename_categories(values.cat.categories.astype(str))
+    return values.astype(str)
+
+
 def _clean_ids(values: pd.Series) -> pd.Categorical:
     """Message ids as a categorical: stripped, blank -> missing, and cheap to join on downstream."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
@@ -219,7 +237,7 @@ def validate_events(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.Data
             S.TIMESTAMP: ts[keep].dt.as_unit("ns").reset_index(drop=True),
             S.CHANNEL: pd.Categorical(channel[keep], categories=list(S.CHANNELS)),
             S.EVENT_TYPE: pd.Categorical(event_type[keep], categories=list(S.EVENT_TYPES)),
-            S.ADDRESS: raw.loc[keep, S.ADDRESS].astype(str).reset_index(drop=True),
+            S.ADDRESS: _as_text(raw.loc[keep, S.ADDRESS]).reset_index(drop=True),
         }
     )
     if S.MESSAGE_ID in raw.columns:
