@@ -54,7 +54,8 @@ bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the RE
 	$(PY) -m sendtime.experiments.bench_training
 	$(PY) -m sendtime.experiments.bench_schedule --rows 100000 1000000
 	$(PY) -m sendtime.experiments.bench_allocation --rows 1000000 --hours 24
-	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 2000 5000
+	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 2000 5000 10000
+	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 5000 --days 168
 	$(PY) -m sendtime.experiments.bench_outspot
 	$(PY) -m sendtime.experiments.bench_load --start-server
 
