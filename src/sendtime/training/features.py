@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from sendtime import schema as S
 from sendtime.features.profiles import Profiles
@@ -41,7 +40,6 @@ FEATURES = [
     "rate_x_response",
     "engage_rate_x_response",
 ]
-_COLUMN = {name: i for i, name in enumerate(FEATURES)}
 # Every feature that varies with the candidate hour is monotone increasing: across one person's hours
 # the model may only say "more of their response here, more clicks", never learn a brand's send times.
 MONOTONE = {
@@ -51,12 +49,6 @@ MONOTONE = {
     "rate_x_response": 1,
     "engage_rate_x_response": 1,
     "click_rate": 1,
-    "activity": 1,
-    "activity_next3": 1,
-    "activity_prev2": 1,
-    "cohort_response": 1,
-    "own_engagements_this_hour": 1,
-    "own_engagements_near_hour": 1,
 }
 
 
@@ -209,18 +201,3 @@ def feature_matrix(
     for i, name in enumerate(FEATURES):
         out[:, i] = columns[name]
     return out
-
-
-def grid_matrix(
-    g: Rows, profiles: Profiles, local_how: np.ndarray, channels: tuple[int, ...] = (0, 1)
-) -> np.ndarray:
-    """Features for every row x channel x candidate hour; local_how is [n, n_hours]. Returns [n*len(ch)*n_hours, F]."""
-    n, n_hours = local_how.shape
-    idx = np.repeat(np.arange(n), len(channels) * n_hours)
-    ch = np.tile(np.repeat(np.asarray(channels), n_hours), n)
-    how = np.repeat(local_how[:, None, :], len(channels), axis=1).reshape(-1)
-    return feature_matrix(g, profiles, idx, ch, how)
-
-
-def as_frame(matrix: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(matrix, columns=FEATURES)
