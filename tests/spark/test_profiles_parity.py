@@ -13,7 +13,7 @@ from sendtime.features.profiles import build_profiles
 pytestmark = pytest.mark.spark
 
 PROFILE_ARRAYS = ("shape", "response", "cohort_shape", "cohort_response", "cohort_rates", "population_shape",
-                  "population_response", "kernel", "daily_engagements", "daily_sends")  # fmt: skip
+                  "population_response", "kernel")  # fmt: skip
 BASE_TABLES = ("subscribers", "addresses", "sends", "engagements", "optouts", "rejects")
 
 

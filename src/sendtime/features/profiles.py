@@ -59,8 +59,6 @@ class Profiles:
     population_shape: np.ndarray  # [2, 168]
     population_response: np.ndarray
     kernel: np.ndarray  # [2, 24]
-    daily_engagements: np.ndarray  # [n, 2, 24] raw (age-weighted) engagements by local hour of day
-    daily_sends: np.ndarray  # [n, 2, 24] raw (age-weighted) sends by local hour of day
     shrinkage: dict[str, dict[str, float]]
     has_sends: bool
     addresses: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -84,8 +82,6 @@ class Profiles:
             population_shape=self.population_shape,
             population_response=self.population_response,
             kernel=self.kernel,
-            daily_engagements=self.daily_engagements,
-            daily_sends=self.daily_sends,
         )
         meta = {
             "as_of": self.as_of.isoformat(),
@@ -115,8 +111,6 @@ class Profiles:
             population_shape=arrays["population_shape"],
             population_response=arrays["population_response"],
             kernel=arrays["kernel"],
-            daily_engagements=arrays["daily_engagements"],
-            daily_sends=arrays["daily_sends"],
             shrinkage=dict(meta["shrinkage"]),
             has_sends=bool(meta["has_sends"]),
             addresses=pd.read_parquet(folder / "addresses.parquet"),
@@ -199,7 +193,6 @@ class _Evidence:
     corrected: np.ndarray  # [n, 2, H], sums to the weighted engagement count per (n, c)
     exposure: np.ndarray  # [n, 2, H]
     hourly: np.ndarray  # [n, 2, H] weighted engagement counts, uncorrected
-    sent: np.ndarray  # [n, 2, H] weighted send counts (zeros without sends)
     triggers: np.ndarray  # [n, 2, H] weighted triggered sends per channel: when the person was active
 
     @property
@@ -207,9 +200,7 @@ class _Evidence:
         return self.hourly.sum(axis=-1)
 
     def take(self, rows: np.ndarray) -> _Evidence:
-        return _Evidence(
-            self.corrected[rows], self.exposure[rows], self.hourly[rows], self.sent[rows], self.triggers[rows]
-        )
+        return _Evidence(self.corrected[rows], self.exposure[rows], self.hourly[rows], self.triggers[rows])
 
 
 def _evidence(
@@ -244,11 +235,10 @@ def _evidence(
         total = counts.sum(axis=-1, keepdims=True)
         corrected = _normalise(ratio) * total
     else:
-        sent = np.zeros_like(counts)
         triggers = np.zeros_like(counts)
         exposure = np.ones_like(counts)
         corrected = counts
-    return _Evidence(corrected=corrected, exposure=exposure, hourly=counts, sent=sent, triggers=triggers)
+    return _Evidence(corrected=corrected, exposure=exposure, hourly=counts, triggers=triggers)
 
 
 # -------------------------------------------------------------------------------------------- priors
@@ -720,8 +710,6 @@ def build_profiles(
         population_response=respond(pop_shape),
         kernel=kernel.astype(np.float32),
         shrinkage=shrinkage,
-        daily_engagements=_daily(ev.hourly).astype(np.float32),
-        daily_sends=_daily(ev.sent).astype(np.float32),
         has_sends=base.has_sends,
         addresses=base.addresses,
         data_span=(str(span[0]), str(min(span[1], as_of))),
