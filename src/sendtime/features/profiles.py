@@ -29,6 +29,7 @@ import pandas as pd
 from sendtime import schema as S
 from sendtime.configs.settings import ProfileSettings
 from sendtime.features import local_time
+from sendtime.features.rhythms import Rhythms, fit_rhythms
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.signals import CLICK_KIND
 
@@ -38,6 +39,9 @@ RATE_PRIOR_SENDS = 20.0  # Beta prior weight, in sends, for click and engagement
 BETA_GRID = (0.0, 0.25, 0.5, 0.75)
 BLUR_GRID = (0.0, 0.15, 0.3, 0.45)
 TRIGGER_GRID = (0.0, 0.25, 1.0, 4.0, 16.0, 64.0)
+RHYTHM_TYPES_GRID = (3, 6, 10, 16)  # number of typical daily rhythms (features/rhythms.py)
+RHYTHM_WEIGHT_GRID = (0.5, 0.75, 1.0)  # share of the cohort prior replaced by the person's likely rhythm
+RHYTHM_TEMPER_GRID = (0.25, 0.5, 1.0)  # how far a person's own events are trusted to pick a rhythm
 MAX_HELDOUT_ROWS = 5_000  # a random sample of held-out subscribers is plenty to choose a handful of strengths
 UNKNOWN_TZ_SUFFIX = " (timezone unknown)"
 EXPOSURE_FLOOR = 0.05  # share of the mean exposure added everywhere, so a rare hour is not divided by ~0
@@ -338,9 +342,18 @@ class _DailyInputs:
     coh_same: np.ndarray  # [m, 24] the cohort's hour-of-day shape
     coh_other: np.ndarray
     other_counts: np.ndarray  # [m]
+    codes: np.ndarray  # [m] cohort of each row
+    rhythms: dict[tuple[int, bool], Rhythms | None]  # typical rhythms, by (number, pooled over channels)
 
     @classmethod
-    def build(cls, ev: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int) -> _DailyInputs:
+    def build(
+        cls,
+        ev: _Evidence,
+        coh: _Cohorts,
+        codes: np.ndarray,
+        c: int,
+        rhythms: dict[tuple[int, bool], Rhythms | None],
+    ) -> _DailyInputs:
         d, t = _daily(ev.corrected), _daily(ev.triggers)
         return cls(
             d[:, c],
@@ -350,7 +363,32 @@ class _DailyInputs:
             coh.daily[codes, c],
             coh.daily[codes, 1 - c],
             ev.counts[:, 1 - c],
+            codes,
+            rhythms,
         )
+
+
+def _fit_rhythms(
+    ev: _Evidence, codes: np.ndarray, n_cohorts: int, c: int, types: list[tuple[int, bool]]
+) -> dict[tuple[int, bool], Rhythms | None]:
+    """Typical daily rhythms of channel c for each (number, pooled) asked for, fitted on everybody's
+    corrected engagements and triggered sends: of this channel, or (pooled) of both channels, which gives
+    the shapes more data where one channel is sparse (SMS) and the day's habits are shared."""
+    both = _daily(ev.corrected + ev.triggers)
+    pooled = np.concatenate([both[:, 0], both[:, 1]])
+    return {
+        (k, pool): fit_rhythms(both[:, c], codes, n_cohorts, k, shapes_from=pooled if pool else None)
+        for k, pool in types
+        if k > 0
+    }
+
+
+def _rhythm_key(p: dict) -> tuple[int, bool]:
+    return int(p.get("rhythm_types", 0)), bool(p.get("rhythm_pooled", 0.0))
+
+
+def _rhythm_types(p: dict) -> list[tuple[int, bool]]:
+    return [_rhythm_key(p)] if _rhythm_key(p)[0] > 0 and p.get("rhythm_weight", 0.0) > 0 else []
 
 
 def _daily_shape(x: _DailyInputs, p: dict, alphas: np.ndarray | None = None) -> np.ndarray:
@@ -361,17 +399,30 @@ def _daily_shape(x: _DailyInputs, p: dict, alphas: np.ndarray | None = None) -> 
     """
     w, v, b = p.get("trigger_weight", 0.0), p.get("other_trigger_weight", 0.0), p["beta"]
     a = np.asarray(p["alpha_daily"] if alphas is None else alphas, dtype=float).reshape(-1, 1, 1)
-    own = _blur(x.own + w * x.trig_same + v * x.trig_other, p["blur"])
+    evidence = x.own + w * x.trig_same + v * x.trig_other
+    own = _blur(evidence, p["blur"])
     other = _normalise(_blur(x.other + w * x.trig_other, p["blur"])[None] + a * x.coh_other[None])
     has_other = ((x.other_counts + w * x.trig_other.sum(axis=-1)) > 0)[None, :, None]
-    prior = np.where(has_other, (1 - b) * x.coh_same[None] + b * other, x.coh_same[None])
+    same = x.coh_same
+    rhythms = x.rhythms.get(_rhythm_key(p))
+    if rhythms is not None and p.get("rhythm_weight", 0.0) > 0:
+        g = p["rhythm_weight"]
+        same = (1 - g) * same + g * rhythms.posterior_mean(evidence, x.codes, p["rhythm_temper"])
+    prior = np.where(has_other, (1 - b) * same[None] + b * other, same[None])
     out = _normalise(own[None] + a * prior)
     return out[0] if alphas is None else out
 
 
-def _person_shapes(ev: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int, p: dict) -> np.ndarray:
+def _person_shapes(
+    ev: _Evidence,
+    coh: _Cohorts,
+    codes: np.ndarray,
+    c: int,
+    p: dict,
+    rhythms: dict[tuple[int, bool], Rhythms | None],
+) -> np.ndarray:
     """Two-level smoothing for channel c: hour-of-day first (dense data), then the hour of the week."""
-    daily = _daily_shape(_DailyInputs.build(ev, coh, codes, c), p)
+    daily = _daily_shape(_DailyInputs.build(ev, coh, codes, c, rhythms), p)
     weekly_prior = _normalise(_weekly(daily) * coh.modulation[codes, c])
     if not np.isfinite(p["alpha_weekly"]):
         return weekly_prior
@@ -426,6 +477,10 @@ DEFAULT_CHANNEL_SHRINKAGE = {
     "blur": 0.15,
     "trigger_weight": 0.0,
     "other_trigger_weight": 0.0,
+    "rhythm_types": 0.0,
+    "rhythm_pooled": 0.0,
+    "rhythm_weight": 0.0,
+    "rhythm_temper": 1.0,
 }
 
 
@@ -435,7 +490,9 @@ def choose_shrinkage(
     """Per channel, pick every strength by the log-likelihood of the last `holdout_days` before as_of.
 
     Coordinate search: cohort strength; then, twice, hour-of-day blur x borrowing from the other channel
-    (beta) x daily strength, and triggered-send weights x daily strength; last the weekly strength.
+    (beta) x daily strength, triggered-send weights x daily strength, and typical rhythms (how many, how
+    much of the cohort prior they replace, how far a person's events pick one) x daily strength; last
+    the weekly strength.
     """
     cut = heldout_start(base, as_of, settings)
     train = _evidence(base, None, cut, cut, kernel, settings.half_life_days)
@@ -472,8 +529,9 @@ def choose_shrinkage(
     for c, rows in chosen_rows.items():
         channel = S.CHANNELS[c]
         part, part_held, part_codes = train.take(rows), held.take(rows), codes[rows]
+        rhythms = _fit_rhythms(train, codes, len(names), c, [(k, o) for k in RHYTHM_TYPES_GRID for o in (0, 1)])
         inputs, scorer = (
-            _DailyInputs.build(part, coh, part_codes, c),
+            _DailyInputs.build(part, coh, part_codes, c, rhythms),
             _DailyHeldout.build(part_held, coh, part_codes, c),
         )
 
@@ -489,9 +547,14 @@ def choose_shrinkage(
             "alpha_daily": grid[-1],
             "trigger_weight": 0.0,
             "other_trigger_weight": 0.0,
-        }
+            "rhythm_types": 0.0,
+            "rhythm_pooled": 0.0,
+            "rhythm_weight": 0.0,
+            "rhythm_temper": 1.0,
+                }
         has_triggers = bool(train.triggers.any())
-        for _ in range(2 if has_triggers else 1):  # two rounds of coordinate search
+        fitted = [k for k, r in rhythms.items() if r is not None]
+        for _ in range(2):  # two rounds of coordinate search
             best = max(
                 (
                     best_alpha(dict(best, blur=blur, beta=beta), grid)
@@ -509,12 +572,31 @@ def choose_shrinkage(
                     ),
                     key=lambda t: t[0],
                 )[1]
+            best = max(
+                (
+                    best_alpha(
+                        dict(
+                            best,
+                            rhythm_types=float(k),
+                            rhythm_pooled=float(o),
+                            rhythm_weight=g,
+                            rhythm_temper=t,
+                        ),
+                        grid,
+                    )
+                    for (k, o), g, t in [((0, 0), 0.0, 1.0)]
+                    + [(key, g, t) for key in fitted for g in RHYTHM_WEIGHT_GRID for t in RHYTHM_TEMPER_GRID]
+                ),
+                key=lambda t: t[0],
+            )[1]
         every = np.arange(rows.size)
 
         def weekly_ll(
             p: dict, c: int = c, part=part, part_held=part_held, part_codes=part_codes, every=every
         ) -> float:
-            return _heldout_loglik(_person_shapes(part, coh, part_codes, c, p), part_held, every, c)
+            return _heldout_loglik(
+                _person_shapes(part, coh, part_codes, c, p, rhythms), part_held, every, c
+            )
 
         best = max((dict(best, alpha_weekly=a) for a in [*grid, np.inf]), key=weekly_ll)
         out[channel].update({k: float(v) for k, v in best.items()})
@@ -672,9 +754,15 @@ def build_profiles(
     params = [shrinkage[c] for c in S.CHANNELS]
     coh = _cohorts(*_cohort_sums(ev, codes, len(names)), np.array([p["cohort_strength"] for p in params]))
     cohort_shape, pop_shape = coh.weekly, coh.population
-    shape = np.stack([_person_shapes(ev, coh, codes, c, params[c]) for c in range(2)], axis=1).astype(
-        np.float32
-    )
+    shape = np.stack(
+        [
+            _person_shapes(
+                ev, coh, codes, c, params[c], _fit_rhythms(ev, codes, len(names), c, _rhythm_types(params[c]))
+            )
+            for c in range(2)
+        ],
+        axis=1,
+    ).astype(np.float32)
 
     reach = response_kernel(kernel)
 

@@ -1,0 +1,117 @@
+"""Typical daily rhythms: a mixture of a few hour-of-day shapes that most people's habits resemble.
+
+Why: a person with two SMS clicks says little about their day on their own, and the cohort (timezone)
+average is flat because it pools early risers with night owls. Habits are not arbitrary, though: a
+few kinds (before work, commute, lunch, evening...) cover most people. Fitted on everybody's evidence,
+the mixture turns two clicks at 12:40 into "probably a lunch-time person" and lends the whole lunch
+shape, not a blurred spike at 12:00. The number of rhythms (one of them is just the cohort average)
+and how much a person's few events are trusted to pick one are chosen on held-out weeks like every
+other strength (`profiles.choose_shrinkage`), so on data without such structure the choice falls back
+to the cohort.
+
+Model: multinomial mixture over the 24 hours of the day, fitted by EM on the exposure-corrected
+evidence of people with some events; cohort-specific mixing weights (so a person with no events gets
+their cohort's blend of rhythms, close to the cohort shape); a person's posterior over rhythms uses
+their evidence raised to a `temper` in (0, 1], because corrected counts and repeat visits are not
+independent draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+HOURS = 24
+FIT_ROWS = 20_000  # people sampled to fit the rhythms: plenty for a handful of 24-bin shapes
+MIN_EVENTS = 2.0  # people with fewer (weighted) events do not inform the shapes
+ITERATIONS = 80
+SHAPE_PSEUDO = 0.5  # events of the pooled shape added to each rhythm: no hour has probability 0
+COHORT_PSEUDO = 10.0  # people's worth of global weights in each cohort's mixing weights
+
+
+@dataclass
+class Rhythms:
+    """K daily shapes and the mixing weights per cohort."""
+
+    shapes: np.ndarray  # [k, 24], rows sum to 1
+    weights: np.ndarray  # [n_cohorts, k], rows sum to 1
+
+    @property
+    def k(self) -> int:
+        return len(self.shapes)
+
+    def posterior_mean(self, evidence: np.ndarray, cohorts: np.ndarray, temper: float) -> np.ndarray:
+        """Each person's expected hour-of-day shape given their evidence [m, 24]: sum_k P(k | x) shape_k."""
+        log_q = np.log(self.shapes)  # [k, 24]
+        log_r = np.log(self.weights[cohorts]) + temper * (evidence @ log_q.T)  # [m, k]
+        log_r -= log_r.max(axis=1, keepdims=True)
+        r = np.exp(log_r)
+        r /= r.sum(axis=1, keepdims=True)
+        return r @ self.shapes
+
+
+def fit_rhythms(
+    evidence: np.ndarray,
+    cohorts: np.ndarray,
+    n_cohorts: int,
+    k: int,
+    seed: int = 0,
+    shapes_from: np.ndarray | None = None,
+) -> Rhythms | None:
+    """EM for a k-component multinomial mixture over hours of the day; None when too few people have data.
+
+    `evidence` [n, 24] (one row per person, cohorts [n]) sets the mixing weights; the shapes are fitted
+    on `shapes_from` [any, 24] when given (e.g. both channels' rows), else on `evidence`.
+
+    Deterministic for a given seed (k-means++-style start on the normalised shapes, weighted by events).
+    """
+    src = evidence if shapes_from is None else shapes_from
+    totals = src.sum(axis=1)
+    rows = np.flatnonzero(totals >= MIN_EVENTS)
+    if rows.size < 5 * k:
+        return None
+    rng = np.random.default_rng(seed)
+    if rows.size > FIT_ROWS:
+        rows = np.sort(rng.choice(rows, FIT_ROWS, replace=False))
+    x = src[rows]
+    pooled = x.sum(axis=0) + 1e-3
+    pooled /= pooled.sum()
+    shares = (x + 0.5 * pooled) / (x.sum(axis=1, keepdims=True) + 0.5)
+    shapes = _spread_start(shares, x.sum(axis=1), k, rng, pooled)
+    mix = np.full(k, 1.0 / k)
+    for _ in range(ITERATIONS):
+        log_r = np.log(mix) + x @ np.log(shapes).T
+        log_r -= log_r.max(axis=1, keepdims=True)
+        r = np.exp(log_r)
+        r /= r.sum(axis=1, keepdims=True)
+        shapes = r.T @ x + SHAPE_PSEUDO * pooled
+        shapes /= shapes.sum(axis=1, keepdims=True)
+        mix = (r.sum(axis=0) + 1.0) / (len(x) + k)
+    # mixing weights per cohort from every person (their posterior, tempered at 1), shrunk to the global mix
+    log_q = np.log(shapes)
+    totals = evidence.sum(axis=1)
+    log_r = np.log(mix) + evidence @ log_q.T
+    log_r -= log_r.max(axis=1, keepdims=True)
+    r_all = np.exp(log_r)
+    r_all /= r_all.sum(axis=1, keepdims=True)
+    r_all[totals <= 0] = 0.0  # nobody's evidence, nobody's vote
+    per_cohort = np.zeros((n_cohorts, k))
+    np.add.at(per_cohort, cohorts, r_all)
+    weights = per_cohort + COHORT_PSEUDO * mix
+    weights /= weights.sum(axis=1, keepdims=True)
+    return Rhythms(shapes=shapes, weights=weights)
+
+
+def _spread_start(shares: np.ndarray, totals: np.ndarray, k: int, rng, pooled: np.ndarray) -> np.ndarray:
+    """k starting shapes far apart (k-means++ on the people's shares, favouring people with more events)."""
+    first = rng.choice(len(shares), p=totals / totals.sum())
+    centres = [shares[first]]
+    dist = ((shares - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        p = dist * totals
+        i = rng.choice(len(shares), p=p / p.sum()) if p.sum() > 0 else rng.integers(len(shares))
+        centres.append(shares[i])
+        dist = np.minimum(dist, ((shares - shares[i]) ** 2).sum(axis=1))
+    start = np.array(centres) + 0.05 * pooled
+    return start / start.sum(axis=1, keepdims=True)
