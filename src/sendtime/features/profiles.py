@@ -8,8 +8,9 @@ send never saw what happened after it. See docs/estimator.md for the reasoning; 
   that hour (how many messages were pending then, from the sends and the delay-survival kernel), so
   history sent at fixed brand times does not look like a personal habit. The corrected histogram is
   smoothed toward a prior with Dirichlet strength `alpha`; the prior is a mix (weight `beta`) of the
-  person's other channel and the cohort (timezone x channel), itself smoothed toward the population.
-  `alpha`, `beta` and the cohort strength are chosen by held-out log-likelihood of the last weeks.
+  person's other channel and the cohort (timezone x channel), itself smoothed toward the population,
+  where the cohort may be partly replaced by the person's likely *typical rhythm* (features/rhythms.py).
+  Every strength is chosen by held-out log-likelihood of the last weeks.
 * **Response** (when to send): sending at hour h reaches a person who looks in the following hours,
   weighted by the probability a message is still answered after waiting that long (the kernel,
   learnt from the observed engagement delays). E-mail waits in the inbox; SMS is seen at once.
@@ -187,6 +188,8 @@ def _age_weight(at: pd.Series, as_of: pd.Timestamp, half_life_days: float) -> np
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     total = x.sum(axis=-1, keepdims=True)
+    if total.all():  # the common case, without a filled copy
+        return x / total
     return np.divide(x, total, out=np.full_like(x, 1.0 / x.shape[-1]), where=total > 0)
 
 
@@ -344,6 +347,8 @@ class _DailyInputs:
     other_counts: np.ndarray  # [m]
     codes: np.ndarray  # [m] cohort of each row
     rhythms: dict[tuple[int, bool], Rhythms | None]  # typical rhythms, by (number, pooled over channels)
+    hourly: np.ndarray  # [m, 24] engagements on this channel, uncorrected
+    exposure: np.ndarray  # [m, 24] this channel's exposure, each row summing to 1
 
     @classmethod
     def build(
@@ -365,7 +370,22 @@ class _DailyInputs:
             ev.counts[:, 1 - c],
             codes,
             rhythms,
+            _daily(ev.hourly[:, c]),
+            _normalise(_daily(ev.exposure[:, c])),
         )
+
+    def typical(self, key: tuple[int, bool], temper: float, w: float, v: float) -> np.ndarray:
+        """Each row's expected rhythm given its answers (exposure-aware) and triggered sends (activity).
+
+        Kept per choice: the grid search asks again for every other strength.
+        """
+        cache = self.__dict__.setdefault("_typical", {})
+        if (key, temper, w, v) not in cache:
+            evidence = self.hourly + w * self.trig_same + v * self.trig_other
+            cache[(key, temper, w, v)] = self.rhythms[key].posterior_mean(
+                evidence, self.codes, temper, self.exposure, self.hourly.sum(axis=1)
+            )
+        return cache[(key, temper, w, v)]
 
 
 def _fit_rhythms(
@@ -393,24 +413,26 @@ def _rhythm_types(p: dict) -> list[tuple[int, bool]]:
 
 def _daily_shape(x: _DailyInputs, p: dict, alphas: np.ndarray | None = None) -> np.ndarray:
     """Person's hour-of-day distribution: own evidence (engagements, triggered sends) + alpha x prior,
-    the prior mixing the cohort with the person's other channel (weight beta) where that has evidence.
+    the prior mixing the cohort (or the person's likely rhythm, see features/rhythms.py) with the
+    person's other channel (weight beta) where that has evidence.
 
-    With `alphas`, one shape per daily strength at once: [len(alphas), m, 24] (the grid search's hot path).
+    With `alphas`, one shape per daily strength at once: [len(alphas), m, 24], *not* normalised (the
+    grid search's hot path; its held-out score does not depend on a row's total).
     """
     w, v, b = p.get("trigger_weight", 0.0), p.get("other_trigger_weight", 0.0), p["beta"]
     a = np.asarray(p["alpha_daily"] if alphas is None else alphas, dtype=float).reshape(-1, 1, 1)
-    evidence = x.own + w * x.trig_same + v * x.trig_other
-    own = _blur(evidence, p["blur"])
-    other = _normalise(_blur(x.other + w * x.trig_other, p["blur"])[None] + a * x.coh_other[None])
-    has_other = ((x.other_counts + w * x.trig_other.sum(axis=-1)) > 0)[None, :, None]
+    own = _blur(x.own + w * x.trig_same + v * x.trig_other, p["blur"])
     same = x.coh_same
-    rhythms = x.rhythms.get(_rhythm_key(p))
-    if rhythms is not None and p.get("rhythm_weight", 0.0) > 0:
-        g = p["rhythm_weight"]
-        same = (1 - g) * same + g * rhythms.posterior_mean(evidence, x.codes, p["rhythm_temper"])
-    prior = np.where(has_other, (1 - b) * same[None] + b * other, same[None])
-    out = _normalise(own[None] + a * prior)
-    return out[0] if alphas is None else out
+    g = p.get("rhythm_weight", 0.0)
+    if g > 0 and x.rhythms.get(_rhythm_key(p)) is not None:
+        same = (1 - g) * same + g * x.typical(_rhythm_key(p), p["rhythm_temper"], w, v)
+    prior = same[None]
+    if b > 0:
+        other = _normalise(_blur(x.other + w * x.trig_other, p["blur"])[None] + a * x.coh_other[None])
+        has_other = ((x.other_counts + w * x.trig_other.sum(axis=-1)) > 0)[None, :, None]
+        prior = np.where(has_other, (1 - b) * prior + b * other, prior)
+    out = own[None] + a * prior
+    return _normalise(out)[0] if alphas is None else out
 
 
 def _person_shapes(
@@ -482,6 +504,28 @@ DEFAULT_CHANNEL_SHRINKAGE = {
     "rhythm_weight": 0.0,
     "rhythm_temper": 1.0,
 }
+
+
+def _choose_rhythms(best: dict, fitted: list[tuple[int, bool]], score) -> dict:
+    """Which typical rhythms (or none) at the current weight and temper, then the weight x temper of the
+    chosen ones; `score(p)` returns (held-out log-likelihood, p with its best daily strength)."""
+
+    def using(key: tuple[int, bool], weight: float, temper: float) -> dict:
+        return dict(
+            best,
+            rhythm_types=float(key[0]),
+            rhythm_pooled=float(key[1]),
+            rhythm_weight=weight if key[0] else 0.0,
+            rhythm_temper=temper,
+        )
+
+    weight, temper = (best["rhythm_weight"], best["rhythm_temper"]) if best["rhythm_weight"] > 0 else (0.75, 0.5)
+    best = max((score(using(key, weight, temper)) for key in [(0, False), *fitted]), key=lambda t: t[0])[1]
+    if best["rhythm_types"] > 0:
+        key = _rhythm_key(best)
+        choices = [using(key, g, t) for g in RHYTHM_WEIGHT_GRID for t in RHYTHM_TEMPER_GRID]
+        best = max((score(p) for p in choices), key=lambda t: t[0])[1]
+    return best
 
 
 def choose_shrinkage(
@@ -572,23 +616,7 @@ def choose_shrinkage(
                     ),
                     key=lambda t: t[0],
                 )[1]
-            best = max(
-                (
-                    best_alpha(
-                        dict(
-                            best,
-                            rhythm_types=float(k),
-                            rhythm_pooled=float(o),
-                            rhythm_weight=g,
-                            rhythm_temper=t,
-                        ),
-                        grid,
-                    )
-                    for (k, o), g, t in [((0, 0), 0.0, 1.0)]
-                    + [(key, g, t) for key in fitted for g in RHYTHM_WEIGHT_GRID for t in RHYTHM_TEMPER_GRID]
-                ),
-                key=lambda t: t[0],
-            )[1]
+            best = _choose_rhythms(best, fitted, lambda p: best_alpha(p, grid))
         every = np.arange(rows.size)
 
         def weekly_ll(

@@ -11,9 +11,9 @@ to the cohort.
 
 Model: multinomial mixture over the 24 hours of the day, fitted by EM on the exposure-corrected
 evidence of people with some events; cohort-specific mixing weights (so a person with no events gets
-their cohort's blend of rhythms, close to the cohort shape); a person's posterior over rhythms uses
-their evidence raised to a `temper` in (0, 1], because corrected counts and repeat visits are not
-independent draws.
+their cohort's blend of rhythms, close to the cohort shape); a person's posterior over rhythms weighs
+answers to sends against where sends were pending (`posterior_mean`), and its likelihood is raised to a
+`temper` in (0, 1], because repeat visits are not independent draws.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 HOURS = 24
-FIT_ROWS = 20_000  # people sampled to fit the rhythms: plenty for a handful of 24-bin shapes
+FIT_ROWS = 10_000  # people sampled to fit the rhythms: plenty for a handful of 24-bin shapes
 MIN_EVENTS = 2.0  # people with fewer (weighted) events do not inform the shapes
-ITERATIONS = 80
+ITERATIONS = 100
+TOLERANCE = 1e-4  # stop when the mean log-likelihood per person gains less than this in an iteration
 SHAPE_PSEUDO = 0.5  # events of the pooled shape added to each rhythm: no hour has probability 0
 COHORT_PSEUDO = 10.0  # people's worth of global weights in each cohort's mixing weights
 
@@ -41,10 +42,26 @@ class Rhythms:
     def k(self) -> int:
         return len(self.shapes)
 
-    def posterior_mean(self, evidence: np.ndarray, cohorts: np.ndarray, temper: float) -> np.ndarray:
-        """Each person's expected hour-of-day shape given their evidence [m, 24]: sum_k P(k | x) shape_k."""
+    def posterior_mean(
+        self,
+        evidence: np.ndarray,
+        cohorts: np.ndarray,
+        temper: float,
+        exposure: np.ndarray | None = None,
+        exposed: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Each person's expected hour-of-day shape given their evidence [m, 24]: sum_k P(k | x) shape_k.
+
+        With `exposure` [m, 24] (each row sums to 1) the first `exposed` [m] events of a row are answers
+        to sends, which can only come where something was pending: their likelihood under rhythm k is
+        q_k(h) e(h) / sum_h' q_k(h') e(h'). A click right after a weekly blast then says little about the
+        rhythm (every rhythm explains it), a click at an hour we rarely send says a lot.
+        """
         log_q = np.log(self.shapes)  # [k, 24]
-        log_r = np.log(self.weights[cohorts]) + temper * (evidence @ log_q.T)  # [m, k]
+        loglik = evidence @ log_q.T
+        if exposure is not None:
+            loglik -= exposed[:, None] * np.log(exposure @ self.shapes.T)
+        log_r = np.log(self.weights[cohorts]) + temper * loglik  # [m, k]
         log_r -= log_r.max(axis=1, keepdims=True)
         r = np.exp(log_r)
         r /= r.sum(axis=1, keepdims=True)
@@ -80,11 +97,17 @@ def fit_rhythms(
     shares = (x + 0.5 * pooled) / (x.sum(axis=1, keepdims=True) + 0.5)
     shapes = _spread_start(shares, x.sum(axis=1), k, rng, pooled)
     mix = np.full(k, 1.0 / k)
+    previous = -np.inf
     for _ in range(ITERATIONS):
         log_r = np.log(mix) + x @ np.log(shapes).T
-        log_r -= log_r.max(axis=1, keepdims=True)
-        r = np.exp(log_r)
-        r /= r.sum(axis=1, keepdims=True)
+        top = log_r.max(axis=1, keepdims=True)
+        r = np.exp(log_r - top)
+        total = r.sum(axis=1, keepdims=True)
+        loglik = float((top + np.log(total)).mean())
+        if loglik - previous < TOLERANCE:
+            break
+        previous = loglik
+        r /= total
         shapes = r.T @ x + SHAPE_PSEUDO * pooled
         shapes /= shapes.sum(axis=1, keepdims=True)
         mix = (r.sum(axis=0) + 1.0) / (len(x) + k)
