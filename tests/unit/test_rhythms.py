@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sendtime.features.rhythms import fit_rhythms
+from sendtime.features.rhythms import Answers, fit_rhythms
 
 PEAKS = (7, 12, 20)
 
@@ -39,11 +39,11 @@ def test_two_events_pick_a_rhythm_and_no_events_give_the_cohort_blend():
     rhythms = fit_rhythms(x, cohorts, 1, k=3)
     lunch_clicks = np.zeros((1, 24))
     lunch_clicks[0, [12, 13]] = 1.0  # two clicks around lunch
-    picked = rhythms.posterior_mean(lunch_clicks, np.zeros(1, int), temper=1.0)[0]
+    picked = rhythms.posterior_mean([Answers(lunch_clicks)], np.zeros(1, int), temper=1.0)[0]
     assert int(np.argmax(picked)) == 12
     # the whole lunch shape is lent, not just the two hours: 11:00 beats the evening peak
     assert picked[11] > picked[20]
-    blend = rhythms.posterior_mean(np.zeros((1, 24)), np.zeros(1, int), temper=1.0)[0]
+    blend = rhythms.posterior_mean([Answers(np.zeros((1, 24)))], np.zeros(1, int), temper=1.0)[0]
     assert blend == pytest.approx(rhythms.weights[0] @ rhythms.shapes)
 
 

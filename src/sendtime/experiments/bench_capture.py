@@ -3,8 +3,8 @@ baselines, per seed and size, each measured in the same `sendtime train` run.
 
     python -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 2000 5000 [--days 84]
 
-Capture is the share of the oracle's gain over a campaign-time send that a plan wins, on a 24 h
-campaign window after the test start; "budget" is the same with SMS for at most 30% of the audience.
+Capture is the share of the oracle's gain over a campaign-time send that a plan wins, over seven daily
+24 h campaigns in the test week; "budget" is the same with SMS for at most 30% of the audience.
 Every training run gets a fresh store of its own (`<cache>/home-<size>-<days>-<seed>`).
 """
 

@@ -30,7 +30,7 @@ import pandas as pd
 from sendtime import schema as S
 from sendtime.configs.settings import ProfileSettings
 from sendtime.features import local_time
-from sendtime.features.rhythms import Rhythms, fit_rhythms
+from sendtime.features.rhythms import Answers, Rhythms, fit_rhythms
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.signals import CLICK_KIND
 
@@ -43,6 +43,7 @@ TRIGGER_GRID = (0.0, 0.25, 1.0, 4.0, 16.0, 64.0)
 RHYTHM_TYPES_GRID = (3, 6, 10, 16)  # number of typical daily rhythms (features/rhythms.py)
 RHYTHM_WEIGHT_GRID = (0.5, 0.75, 1.0)  # share of the cohort prior replaced by the person's likely rhythm
 RHYTHM_TEMPER_GRID = (0.25, 0.5, 1.0)  # how far a person's own events are trusted to pick a rhythm
+RHYTHM_OTHER_GRID = (0.0, 0.25, 0.5, 1.0)  # weight of the other channel's answers in picking the rhythm
 MAX_HELDOUT_ROWS = 5_000  # a random sample of held-out subscribers is plenty to choose a handful of strengths
 UNKNOWN_TZ_SUFFIX = " (timezone unknown)"
 EXPOSURE_FLOOR = 0.05  # share of the mean exposure added everywhere, so a rare hour is not divided by ~0
@@ -349,6 +350,8 @@ class _DailyInputs:
     rhythms: dict[tuple[int, bool], Rhythms | None]  # typical rhythms, by (number, pooled over channels)
     hourly: np.ndarray  # [m, 24] engagements on this channel, uncorrected
     exposure: np.ndarray  # [m, 24] this channel's exposure, each row summing to 1
+    hourly_other: np.ndarray  # [m, 24] ... on the other channel
+    exposure_other: np.ndarray
 
     @classmethod
     def build(
@@ -372,20 +375,26 @@ class _DailyInputs:
             rhythms,
             _daily(ev.hourly[:, c]),
             _normalise(_daily(ev.exposure[:, c])),
+            _daily(ev.hourly[:, 1 - c]),
+            _normalise(_daily(ev.exposure[:, 1 - c])),
         )
 
-    def typical(self, key: tuple[int, bool], temper: float, w: float, v: float) -> np.ndarray:
-        """Each row's expected rhythm given its answers (exposure-aware) and triggered sends (activity).
-
-        Kept per choice: the grid search asks again for every other strength.
-        """
+    def typical(self, key: tuple[int, bool], temper: float, other: float, w: float, v: float) -> np.ndarray:
+        """Each row's expected rhythm given its answers on this channel (exposure-aware), its triggered
+        sends (activity) and, with weight `other`, its answers on the other channel (habits are often
+        shared). Kept per choice: the grid search asks again for every other strength."""
         cache = self.__dict__.setdefault("_typical", {})
-        if (key, temper, w, v) not in cache:
-            evidence = self.hourly + w * self.trig_same + v * self.trig_other
-            cache[(key, temper, w, v)] = self.rhythms[key].posterior_mean(
-                evidence, self.codes, temper, self.exposure, self.hourly.sum(axis=1)
+        if (key, temper, other, w, v) not in cache:
+            cache[(key, temper, other, w, v)] = self.rhythms[key].posterior_mean(
+                [
+                    Answers(self.hourly, self.exposure),
+                    Answers(w * self.trig_same + v * self.trig_other),
+                    Answers(other * self.hourly_other, self.exposure_other),
+                ],
+                self.codes,
+                temper,
             )
-        return cache[(key, temper, w, v)]
+        return cache[(key, temper, other, w, v)]
 
 
 def _fit_rhythms(
@@ -425,7 +434,8 @@ def _daily_shape(x: _DailyInputs, p: dict, alphas: np.ndarray | None = None) -> 
     same = x.coh_same
     g = p.get("rhythm_weight", 0.0)
     if g > 0 and x.rhythms.get(_rhythm_key(p)) is not None:
-        same = (1 - g) * same + g * x.typical(_rhythm_key(p), p["rhythm_temper"], w, v)
+        other = p.get("rhythm_other", 0.0)
+        same = (1 - g) * same + g * x.typical(_rhythm_key(p), p["rhythm_temper"], other, w, v)
     prior = same[None]
     if b > 0:
         other = _normalise(_blur(x.other + w * x.trig_other, p["blur"])[None] + a * x.coh_other[None])
@@ -503,12 +513,14 @@ DEFAULT_CHANNEL_SHRINKAGE = {
     "rhythm_pooled": 0.0,
     "rhythm_weight": 0.0,
     "rhythm_temper": 1.0,
+    "rhythm_other": 0.0,
 }
 
 
 def _choose_rhythms(best: dict, fitted: list[tuple[int, bool]], score) -> dict:
     """Which typical rhythms (or none) at the current weight and temper, then the weight x temper of the
-    chosen ones; `score(p)` returns (held-out log-likelihood, p with its best daily strength)."""
+    chosen ones, then the weight of the other channel's answers in picking one; `score(p)` returns
+    (held-out log-likelihood, p with its best daily strength)."""
 
     def using(key: tuple[int, bool], weight: float, temper: float) -> dict:
         return dict(
@@ -525,6 +537,7 @@ def _choose_rhythms(best: dict, fitted: list[tuple[int, bool]], score) -> dict:
         key = _rhythm_key(best)
         choices = [using(key, g, t) for g in RHYTHM_WEIGHT_GRID for t in RHYTHM_TEMPER_GRID]
         best = max((score(p) for p in choices), key=lambda t: t[0])[1]
+        best = max((score(dict(best, rhythm_other=o)) for o in RHYTHM_OTHER_GRID), key=lambda t: t[0])[1]
     return best
 
 

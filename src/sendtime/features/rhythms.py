@@ -42,30 +42,37 @@ class Rhythms:
     def k(self) -> int:
         return len(self.shapes)
 
-    def posterior_mean(
-        self,
-        evidence: np.ndarray,
-        cohorts: np.ndarray,
-        temper: float,
-        exposure: np.ndarray | None = None,
-        exposed: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Each person's expected hour-of-day shape given their evidence [m, 24]: sum_k P(k | x) shape_k.
-
-        With `exposure` [m, 24] (each row sums to 1) the first `exposed` [m] events of a row are answers
-        to sends, which can only come where something was pending: their likelihood under rhythm k is
-        q_k(h) e(h) / sum_h' q_k(h') e(h'). A click right after a weekly blast then says little about the
-        rhythm (every rhythm explains it), a click at an hour we rarely send says a lot.
-        """
+    def posterior_mean(self, evidence: list[Answers], cohorts: np.ndarray, temper: float) -> np.ndarray:
+        """Each person's expected hour-of-day shape given their evidence: sum_k P(k | evidence) shape_k."""
         log_q = np.log(self.shapes)  # [k, 24]
-        loglik = evidence @ log_q.T
-        if exposure is not None:
-            loglik -= exposed[:, None] * np.log(exposure @ self.shapes.T)
+        loglik = sum(part.loglik(self.shapes, log_q) for part in evidence)
         log_r = np.log(self.weights[cohorts]) + temper * loglik  # [m, k]
         log_r -= log_r.max(axis=1, keepdims=True)
         r = np.exp(log_r)
         r /= r.sum(axis=1, keepdims=True)
         return r @ self.shapes
+
+
+@dataclass
+class Answers:
+    """Events by hour of day [m, 24] and, for answers to sends, where sends were pending.
+
+    Without `exposure` an event is a draw from the rhythm (activity: a triggered send, an open in an
+    export without sends). With `exposure` [m, 24] (rows summing to 1) an answer can only come where
+    something was pending: under rhythm k its probability is q_k(h) e(h) / sum_h' q_k(h') e(h'). A
+    click right after a weekly blast then says little about the rhythm (every rhythm explains it), a
+    click at an hour we rarely send says a lot.
+    """
+
+    counts: np.ndarray
+    exposure: np.ndarray | None = None
+
+    def loglik(self, shapes: np.ndarray, log_shapes: np.ndarray) -> np.ndarray:
+        """[m, k] log-likelihood of each row's events under each rhythm (up to a per-row constant)."""
+        out = self.counts @ log_shapes.T
+        if self.exposure is not None:
+            out -= self.counts.sum(axis=1)[:, None] * np.log(self.exposure @ shapes.T)
+        return out
 
 
 def fit_rhythms(
