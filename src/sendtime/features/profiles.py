@@ -608,7 +608,8 @@ def choose_shrinkage(
             "rhythm_pooled": 0.0,
             "rhythm_weight": 0.0,
             "rhythm_temper": 1.0,
-                }
+            "rhythm_other": 0.0,
+        }
         has_triggers = bool(train.triggers.any())
         fitted = [k for k, r in rhythms.items() if r is not None]
         for _ in range(2):  # two rounds of coordinate search
