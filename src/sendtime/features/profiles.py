@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from sendtime import schema as S
 from sendtime.configs.settings import ProfileSettings
@@ -776,13 +777,18 @@ def timezones_as_of(base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSet
 
 
 # ---------------------------------------------------------------------------------------------- build
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def build_profiles(
     base: FeatureBase,
     as_of: pd.Timestamp | str,
     settings: ProfileSettings | None = None,
     shrinkage: dict[str, dict[str, float]] | None = None,
 ) -> Profiles:
-    """Profiles from events strictly before `as_of`; `shrinkage` None chooses it on held-out weeks."""
+    """Profiles from events strictly before `as_of`; `shrinkage` None chooses it on held-out weeks.
+
+    BLAS runs on one thread here: the products are small ([people, 24] x [24, rhythms]) and a
+    multi-threaded BLAS spinning for them on a busy 2-core machine made profiles 4x slower.
+    """
     settings = settings or ProfileSettings()
     as_of = pd.Timestamp(as_of)
     as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
