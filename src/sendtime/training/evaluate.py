@@ -130,9 +130,8 @@ def evaluate(
         finite = {k: float(v) for k, v in flat.items() if np.isfinite(v)}
         model_id = getattr(mv, "model_id", None)  # MLflow 3: the metrics also show on the logged model
         mlflow.log_metrics(finite, **({"model_id": model_id} if model_id else {}))
-        pipeline.log_plots(
-            registry.temp_dir(), curves, results, flat, ex.test.profiles, booster, gt is not None
-        )
+        with registry.scratch_dir() as out:
+            pipeline.log_plots(out, curves, results, flat, ex.test.profiles, booster, gt is not None)
     for line in report_lines(name, version, mv.run_id, ex, flat, same, run.info.run_id):
         echo(line)
     return EvaluateResult(run.info.run_id, version, mv.run_id, ex.kind, flat, same)

@@ -180,8 +180,7 @@ def train(
             )
 
     final = build_profiles(base, base.span[1] + pd.Timedelta(seconds=1), settings.profiles, ex.shrinkage)
-    with mlflow.start_run(run_name=f"train-{ex.kind}") as run:
-        out = registry.temp_dir()
+    with mlflow.start_run(run_name=f"train-{ex.kind}") as run, registry.scratch_dir() as out:
         mlflow.log_params(
             {
                 "kind": ex.kind,
@@ -256,7 +255,7 @@ def log_plots(
         plots.bars(
             caps,
             figs / "capture.png",
-            "Capture of the oracle's gain over campaign time (24 h window)",
+            "Capture of the oracle's gain over campaign time (7 daily 24 h campaigns)",
             "capture",
         )
     pop = {"population": final.population_response}

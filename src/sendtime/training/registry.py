@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,5 +138,9 @@ def promote(model_name: str, version: str) -> None:
     client().set_registered_model_alias(model_name, CHAMPION, version)
 
 
-def temp_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="sendtime-"))
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A folder for files on their way into MLflow, removed once logged: a run's profile snapshot can
+    be hundreds of MB, and every train or evaluate used to leave one behind in /tmp."""
+    with tempfile.TemporaryDirectory(prefix="sendtime-") as folder:
+        yield Path(folder)
