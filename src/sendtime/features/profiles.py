@@ -31,8 +31,8 @@ from threadpoolctl import threadpool_limits
 from sendtime import schema as S
 from sendtime.configs.settings import ProfileSettings
 from sendtime.features import local_time
-from sendtime.features.rhythms import Answers, Rhythms, fit_rhythms
 from sendtime.features.prepare import FeatureBase
+from sendtime.features.rhythms import Answers, Rhythms, fit_shapes, with_cohort_weights
 from sendtime.features.signals import CLICK_KIND
 
 H = S.HOURS_PER_WEEK
@@ -180,7 +180,7 @@ def circular_convolve(x: np.ndarray, kernel: np.ndarray, forward: bool) -> np.nd
 def _counts(sub: np.ndarray, channel: np.ndarray, how: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
     flat = (sub.astype(np.int64) * 2 + channel) * H + how
     counts = np.bincount(flat, weights=np.asarray(weight, dtype=float), minlength=n * 2 * H)
-    return counts.astype(float).reshape(n, 2, H)  # an empty history must still give float counts
+    return np.asarray(counts, dtype=float).reshape(n, 2, H)  # float even for an empty history; no copy
 
 
 def _age_weight(at: pd.Series, as_of: pd.Timestamp, half_life_days: float) -> np.ndarray:
@@ -192,7 +192,9 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     total = x.sum(axis=-1, keepdims=True)
     if total.all():  # the common case, without a filled copy
         return x / total
-    return np.divide(x, total, out=np.full_like(x, 1.0 / x.shape[-1]), where=total > 0)
+    out = x / np.where(total > 0, total, 1.0)
+    out[(total == 0)[..., 0]] = 1.0 / x.shape[-1]
+    return out
 
 
 @dataclass
@@ -235,14 +237,14 @@ def _evidence(
         triggers = _counts(
             s["sub"].to_numpy()[trig], s["channel"].to_numpy()[trig], s["how"].to_numpy()[trig], sw[trig], n
         )
-        exposure = np.stack(
-            [circular_convolve(sent[:, c], kernel[c], forward=False) for c in range(2)], axis=1
-        )
-        floor = EXPOSURE_FLOOR * exposure.mean(axis=-1, keepdims=True) + 1e-9
-        exposure = exposure + floor
-        ratio = counts / exposure
-        total = counts.sum(axis=-1, keepdims=True)
-        corrected = _normalise(ratio) * total
+        exposure = np.empty_like(sent)  # filled in place: at 10M events each [n, 2, H] copy is ~250 MB
+        for c in range(2):
+            exposure[:, c] = circular_convolve(sent[:, c], kernel[c], forward=False)
+        exposure += EXPOSURE_FLOOR * exposure.mean(axis=-1, keepdims=True) + 1e-9
+        corrected = counts / exposure
+        ratio_total = corrected.sum(axis=-1, keepdims=True)
+        np.divide(corrected, ratio_total, out=corrected, where=ratio_total > 0)  # rows without events stay 0
+        corrected *= counts.sum(axis=-1, keepdims=True)
     else:
         triggers = np.zeros_like(counts)
         exposure = np.ones_like(counts)
@@ -398,19 +400,39 @@ class _DailyInputs:
         return cache[(key, temper, other, w, v)]
 
 
+def _rhythm_evidence(ev: _Evidence) -> np.ndarray:
+    """[n, 2, 24]: corrected engagements and triggered sends by hour of day, what rhythms are fitted on."""
+    return _daily(ev.corrected + ev.triggers)
+
+
 def _fit_rhythms(
-    ev: _Evidence, codes: np.ndarray, n_cohorts: int, c: int, types: list[tuple[int, bool]]
+    both: np.ndarray,
+    codes: np.ndarray,
+    n_cohorts: int,
+    c: int,
+    types: list[tuple[int, bool]],
+    pooled_shapes: dict | None = None,
 ) -> dict[tuple[int, bool], Rhythms | None]:
     """Typical daily rhythms of channel c for each (number, pooled) asked for, fitted on everybody's
-    corrected engagements and triggered sends: of this channel, or (pooled) of both channels, which gives
-    the shapes more data where one channel is sparse (SMS) and the day's habits are shared."""
-    both = _daily(ev.corrected + ev.triggers)
-    pooled = np.concatenate([both[:, 0], both[:, 1]])
-    return {
-        (k, pool): fit_rhythms(both[:, c], codes, n_cohorts, k, shapes_from=pooled if pool else None)
-        for k, pool in types
-        if k > 0
-    }
+    corrected engagements and triggered sends (`both`, [n, 2, 24]): of this channel, or (pooled) of both
+    channels, which gives the shapes more data where one channel is sparse (SMS) and the day's habits
+    are shared. Pooled shapes are the same for both channels: pass one `pooled_shapes` dict to fit them once.
+    """
+    pooled_shapes = {} if pooled_shapes is None else pooled_shapes
+    out: dict[tuple[int, bool], Rhythms | None] = {}
+    for k, pool in types:
+        if k <= 0:
+            continue
+        if pool:
+            if k not in pooled_shapes:
+                pooled_shapes[k] = fit_shapes(np.concatenate([both[:, 0], both[:, 1]]), k)
+            fitted = pooled_shapes[k]
+        else:
+            fitted = fit_shapes(both[:, c], k)
+        out[(k, pool)] = (
+            None if fitted is None else with_cohort_weights(*fitted, both[:, c], codes, n_cohorts)
+        )
+    return out
 
 
 def _rhythm_key(p: dict) -> tuple[int, bool]:
@@ -532,7 +554,9 @@ def _choose_rhythms(best: dict, fitted: list[tuple[int, bool]], score) -> dict:
             rhythm_temper=temper,
         )
 
-    weight, temper = (best["rhythm_weight"], best["rhythm_temper"]) if best["rhythm_weight"] > 0 else (0.75, 0.5)
+    weight, temper = (
+        (best["rhythm_weight"], best["rhythm_temper"]) if best["rhythm_weight"] > 0 else (0.75, 0.5)
+    )
     best = max((score(using(key, weight, temper)) for key in [(0, False), *fitted]), key=lambda t: t[0])[1]
     if best["rhythm_types"] > 0:
         key = _rhythm_key(best)
@@ -584,10 +608,13 @@ def choose_shrinkage(
             "heldout_loglik_population": _heldout_loglik(pop, held.take(rows), np.arange(rows.size), c),
         }
     coh = _cohorts(sums, pop_counts, cohort_strength)
+    train_daily = _rhythm_evidence(train)
+    rhythm_choices = [(k, pool) for k in RHYTHM_TYPES_GRID for pool in (False, True)]
+    pooled_shapes: dict = {}
     for c, rows in chosen_rows.items():
         channel = S.CHANNELS[c]
         part, part_held, part_codes = train.take(rows), held.take(rows), codes[rows]
-        rhythms = _fit_rhythms(train, codes, len(names), c, [(k, o) for k in RHYTHM_TYPES_GRID for o in (0, 1)])
+        rhythms = _fit_rhythms(train_daily, codes, len(names), c, rhythm_choices, pooled_shapes)
         inputs, scorer = (
             _DailyInputs.build(part, coh, part_codes, c, rhythms),
             _DailyHeldout.build(part_held, coh, part_codes, c),
@@ -635,11 +662,15 @@ def choose_shrinkage(
         every = np.arange(rows.size)
 
         def weekly_ll(
-            p: dict, c: int = c, part=part, part_held=part_held, part_codes=part_codes, every=every
+            p: dict,
+            c: int = c,
+            part=part,
+            part_held=part_held,
+            part_codes=part_codes,
+            every=every,
+            rhythms=rhythms,
         ) -> float:
-            return _heldout_loglik(
-                _person_shapes(part, coh, part_codes, c, p, rhythms), part_held, every, c
-            )
+            return _heldout_loglik(_person_shapes(part, coh, part_codes, c, p, rhythms), part_held, every, c)
 
         best = max((dict(best, alpha_weekly=a) for a in [*grid, np.inf]), key=weekly_ll)
         out[channel].update({k: float(v) for k, v in best.items()})
@@ -802,15 +833,16 @@ def build_profiles(
     params = [shrinkage[c] for c in S.CHANNELS]
     coh = _cohorts(*_cohort_sums(ev, codes, len(names)), np.array([p["cohort_strength"] for p in params]))
     cohort_shape, pop_shape = coh.weekly, coh.population
-    shape = np.stack(
-        [
-            _person_shapes(
-                ev, coh, codes, c, params[c], _fit_rhythms(ev, codes, len(names), c, _rhythm_types(params[c]))
-            )
-            for c in range(2)
-        ],
-        axis=1,
-    ).astype(np.float32)
+    daily = _rhythm_evidence(ev) if any(_rhythm_types(p) for p in params) else None
+    shape = np.empty(ev.corrected.shape, np.float32)
+    pooled_shapes: dict = {}
+    for c in range(2):
+        rhythms = (
+            _fit_rhythms(daily, codes, len(names), c, _rhythm_types(params[c]), pooled_shapes)
+            if daily is not None
+            else {}
+        )
+        shape[:, c] = _person_shapes(ev, coh, codes, c, params[c], rhythms)
 
     reach = response_kernel(kernel)
 

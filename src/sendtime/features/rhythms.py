@@ -87,18 +87,24 @@ def fit_rhythms(
 
     `evidence` [n, 24] (one row per person, cohorts [n]) sets the mixing weights; the shapes are fitted
     on `shapes_from` [any, 24] when given (e.g. both channels' rows), else on `evidence`.
+    """
+    fitted = fit_shapes(evidence if shapes_from is None else shapes_from, k, seed)
+    return None if fitted is None else with_cohort_weights(*fitted, evidence, cohorts, n_cohorts)
+
+
+def fit_shapes(evidence: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """(shapes [k, 24], global mix [k]) by EM on the rows with some events; None when too few have any.
 
     Deterministic for a given seed (k-means++-style start on the normalised shapes, weighted by events).
     """
-    src = evidence if shapes_from is None else shapes_from
-    totals = src.sum(axis=1)
+    totals = evidence.sum(axis=1)
     rows = np.flatnonzero(totals >= MIN_EVENTS)
     if rows.size < 5 * k:
         return None
     rng = np.random.default_rng(seed)
     if rows.size > FIT_ROWS:
         rows = np.sort(rng.choice(rows, FIT_ROWS, replace=False))
-    x = src[rows]
+    x = evidence[rows]
     pooled = x.sum(axis=0) + 1e-3
     pooled /= pooled.sum()
     shares = (x + 0.5 * pooled) / (x.sum(axis=1, keepdims=True) + 0.5)
@@ -118,16 +124,22 @@ def fit_rhythms(
         shapes = r.T @ x + SHAPE_PSEUDO * pooled
         shapes /= shapes.sum(axis=1, keepdims=True)
         mix = (r.sum(axis=0) + 1.0) / (len(x) + k)
-    # mixing weights per cohort from every person (their posterior, tempered at 1), shrunk to the global mix
-    log_q = np.log(shapes)
-    totals = evidence.sum(axis=1)
-    log_r = np.log(mix) + evidence @ log_q.T
+    return shapes, mix
+
+
+def with_cohort_weights(
+    shapes: np.ndarray, mix: np.ndarray, evidence: np.ndarray, cohorts: np.ndarray, n_cohorts: int
+) -> Rhythms:
+    """Mixing weights per cohort from every person's posterior (tempered at 1), shrunk to the global mix."""
+    k = len(shapes)
+    log_r = np.log(mix) + evidence @ np.log(shapes).T
     log_r -= log_r.max(axis=1, keepdims=True)
     r_all = np.exp(log_r)
     r_all /= r_all.sum(axis=1, keepdims=True)
-    r_all[totals <= 0] = 0.0  # nobody's evidence, nobody's vote
+    r_all[evidence.sum(axis=1) <= 0] = 0.0  # nobody's evidence, nobody's vote
     per_cohort = np.zeros((n_cohorts, k))
-    np.add.at(per_cohort, cohorts, r_all)
+    for j in range(k):
+        per_cohort[:, j] = np.bincount(cohorts, weights=r_all[:, j], minlength=n_cohorts)
     weights = per_cohort + COHORT_PSEUDO * mix
     weights /= weights.sum(axis=1, keepdims=True)
     return Rhythms(shapes=shapes, weights=weights)

@@ -113,7 +113,9 @@ def capture_figures(
     for label, _ in labels:
         base, oracle = totals[f"{label}campaign_value"], totals[f"{label}oracle_value"]
         for name in ["model", *fitted]:
-            out[f"{label}{name}_capture"] = (totals[f"{label}{name}_value"] - base) / max(oracle - base, 1e-12)
+            out[f"{label}{name}_capture"] = (totals[f"{label}{name}_value"] - base) / max(
+                oracle - base, 1e-12
+            )
     return out
 
 
