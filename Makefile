@@ -53,8 +53,10 @@ bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the RE
 	$(PY) -m sendtime.experiments.bench_profiles --events 1000000 10000000
 	$(PY) -m sendtime.experiments.bench_training
 	$(PY) -m sendtime.experiments.bench_schedule --rows 100000 1000000
+	$(PY) -m sendtime.experiments.bench_schedule --rows 1000000 --end-to-end --big-repeats 3
 	$(PY) -m sendtime.experiments.bench_allocation --rows 1000000 --hours 24
-	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 2000 5000 10000
+	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 3 4 --subscribers 2000
+	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 5000 10000
 	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 5000 --days 168
 	$(PY) -m sendtime.experiments.bench_outspot
 	$(PY) -m sendtime.experiments.bench_load --start-server

@@ -15,6 +15,15 @@ person; here every row is planned on its own (`duplicates="all"`), so budget and
 rows. The scheduler resolves each distinct contact pair and scores each distinct scoring input once,
 so `--distinct` also times the model-facing stages for N *different* people: `predictor.resolve` on N
 distinct new contacts, and `predictor.score` on the N rows without de-duplication.
+
+`--end-to-end` times the whole plan (`schedule_frame`, then the file) for N *different* people: an
+audience whose rows are all distinct contacts, `--new-share` of them never seen (an e-mail and a valid
+US mobile-style phone number each, with probability `--new-email` / `--new-phone`), the rest the
+world's people; every row scored as its own person (no de-duplication of scoring inputs, one plan per
+row), with the same SMS budget and binding caps. Each repeat draws new numbers, so nothing is cached
+between runs; `--full-scoring` scores every cell instead of each row's top hours, for comparison.
+
+    python -m sendtime.experiments.bench_schedule --rows 1000000 --end-to-end --big-repeats 3
 """
 
 from __future__ import annotations
@@ -30,7 +39,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sendtime.serving.top_hours import TOP_K
+
 STAGES = ("resolve", "score", "allocate", "assemble", "write")
+AREA_CODES = ("212", "312", "415", "713", "305", "206", "617", "404", "602", "303", "503", "615", "702", "919")  # fmt: skip
 
 
 def prepare_home(home: Path, subscribers: int, days: int, seed: int) -> Path:
@@ -104,7 +116,9 @@ def make_audience(people: pd.DataFrame, rows: int, seed: int = 0, new_share: flo
     return audience
 
 
-def run_once(frame, predictor, window, max_sms, caps, out: Path, dedupe: bool) -> dict[str, float]:
+def run_once(
+    frame, predictor, window, max_sms, caps, out: Path, dedupe: bool, top_k=TOP_K
+) -> dict[str, float]:
     from sendtime.serving.schedule import schedule_frame, write_plan
 
     timings: dict[str, float] = {}
@@ -119,6 +133,7 @@ def run_once(frame, predictor, window, max_sms, caps, out: Path, dedupe: bool) -
         dedupe_scoring=dedupe,
         duplicates="all",
         timings=timings,
+        top_k=top_k,
     )
     t1 = time.perf_counter()
     write_plan(result.frame, out)
@@ -128,7 +143,70 @@ def run_once(frame, predictor, window, max_sms, caps, out: Path, dedupe: bool) -
     timings["sms_used"] = result.plan.sms_used
     timings["cap_cost"] = result.plan.cost.get("email cap", 0.0) + result.plan.cost.get("sms cap", 0.0)
     timings["moved"] = result.plan.moved_by_cap
+    timings["cells"] = result.scored_cells
+    timings["rounds"] = result.plan_rounds
     return timings
+
+
+def distinct_audience(
+    people: pd.DataFrame, rows: int, seed: int, new_share: float, new_email: float, new_phone: float
+) -> pd.DataFrame:
+    """N rows of different contacts: `new_share` never-seen people (e-mail and phone drawn with the given
+    probabilities; phones are distinct +1 numbers with a real area code and an exchange of 200-999, so
+    nearly all are valid), the rest the world's people drawn with replacement; 0.1% empty rows."""
+    rng = np.random.default_rng([seed, 0xD15])
+    n_new = int(round(new_share * rows))
+    n_empty = max(1, rows // 1000)
+    known = people.iloc[rng.integers(0, len(people), max(rows - n_new - n_empty, 0))][["email", "phone"]]
+    k = np.arange(n_new, dtype=np.int64) + np.int64(seed) * rows  # a different block of numbers per seed
+    areas = np.array(AREA_CODES)[k % len(AREA_CODES)]
+    exchange = 200 + (k // len(AREA_CODES)) % 800
+    line = (k // (len(AREA_CODES) * 800)) % 10_000
+    phone = np.char.add(
+        np.char.add(np.char.add("+1", areas), exchange.astype(str)), np.char.zfill(line.astype(str), 4)
+    )
+    email = np.char.add(np.char.add(f"p{seed}.", k.astype(str)), "@bench.example")
+    new = pd.DataFrame(
+        {
+            "email": np.where(rng.random(n_new) < new_email, email.astype(object), None),
+            "phone": np.where(rng.random(n_new) < new_phone, phone.astype(object), None),
+        }
+    )
+    empty = pd.DataFrame({"email": [None] * n_empty, "phone": [None] * n_empty})
+    audience = pd.concat([known, new, empty], ignore_index=True)
+    audience = audience.iloc[rng.permutation(len(audience))].reset_index(drop=True)
+    audience.insert(0, "customer_ref", [f"D{i:08d}" for i in range(len(audience))])
+    return audience
+
+
+def end_to_end(people, predictor, window, rows: int, repeats: int, args, out: Path) -> None:
+    """`schedule_frame` + write for N different people (see the module docstring), median of repeats."""
+    runs = []
+    for r in range(repeats):
+        frame = distinct_audience(
+            people, rows, args.seed + 1 + r, args.new_share, args.new_email, args.new_phone
+        )
+        max_sms = int(round(args.sms_share * rows))
+        cap = binding_cap(frame, predictor, window, args.cap_peak)
+        caps = {"email": cap, "sms": cap}
+        top_k = None if args.full_scoring else args.top_k
+        timings = run_once(frame, predictor, window, max_sms, caps, out, dedupe=False, top_k=top_k)
+        timings["cap"] = cap
+        runs.append(timings)
+        print(
+            f"{'':>12}run {r + 1}: "
+            + ", ".join(f"{s} {timings[s]:.2f}" for s in STAGES)
+            + f"; total {timings['total']:.2f} s; {int(timings['cells']):,} cells scored, "
+            f"{int(timings['rounds'])} plan(s)"
+        )
+    med = {k: statistics.median(run[k] for run in runs) for k in runs[0]}
+    stages = ", ".join(f"{s} {med[s]:.2f}" for s in STAGES)
+    mode = "full scoring" if args.full_scoring else f"top {args.top_k} hours"
+    print(
+        f"{rows:>10,} different people ({mode}): {stages}; total {med['total']:.2f} s (median of {repeats}); "
+        f"{int(med['cells']):,} cells scored, sms {int(med['sms_used']):,}/{int(round(args.sms_share * rows)):,}, "
+        f"cap {int(med['cap']):,}/h per channel moved {int(med['moved']):,} rows"
+    )
 
 
 def binding_cap(frame: pd.DataFrame, predictor, window, peak_share: float, sample: int = 20_000) -> int:
@@ -182,6 +260,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--big-repeats", type=int, default=1, help="runs per size above 200k rows")
     parser.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="plan file format")
     parser.add_argument("--distinct", action="store_true", help="also time scoring without de-duplication")
+    parser.add_argument(
+        "--end-to-end", action="store_true", help="time the whole plan for N different people instead"
+    )
+    parser.add_argument("--new-share", type=float, default=0.9, help="--end-to-end: never-seen people")
+    parser.add_argument("--new-email", type=float, default=0.9, help="--end-to-end: new people with e-mail")
+    parser.add_argument("--new-phone", type=float, default=0.9, help="--end-to-end: new people with a phone")
+    parser.add_argument("--top-k", type=int, default=TOP_K, help="hours scored up front per person-channel")
+    parser.add_argument("--full-scoring", action="store_true", help="score every cell (the reference)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -201,6 +287,11 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = Path(tempfile.mkdtemp(prefix="bench-schedule-"))
 
     for rows in args.rows:
+        if args.end_to_end:
+            repeats = args.repeats if rows <= 200_000 else args.big_repeats
+            end_to_end(people, predictor, window, rows, repeats, args, out_dir / f"plan-{rows}.{args.format}")
+            (out_dir / f"plan-{rows}.{args.format}").unlink(missing_ok=True)
+            continue
         frame = make_audience(people, rows, args.seed)
         max_sms = int(round(args.sms_share * rows))
         if args.cap_share is not None:

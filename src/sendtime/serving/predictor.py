@@ -8,6 +8,7 @@ profile, their cohort (timezone from the phone number) or the population.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,21 +16,22 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from sendtime import forking
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
-from sendtime.features import identity, local_time
+from sendtime.features import identity, local_time, phones
 from sendtime.features.profiles import Profiles, cohort_keys
 from sendtime.serving.quiet_hours import state_for_phones
 from sendtime.training.features import FEATURES, Rows, feature_matrix, gather_rows
 
-CHUNK_CELLS = 400_000
+CHUNK_CELLS = 400_000  # feature rows per predict call: bounds memory on million-row audiences
 TIE_BREAK = 1e-3
-RANK_COLUMN = FEATURES.index(
-    "response_rank"
-)  # feature rows per predict call: bounds memory on million-row audiences
+RANK_COLUMN = FEATURES.index("response_rank")
 # Latency of small calls (the HTTP API): none of these changes a number, only how fast it comes.
 SMALL_AUDIENCE = 5_000  # up to this many contacts a call, per-contact resolution is memoised (see _contacts)
 MEMO_LIMIT = 50_000  # memoised contacts per channel (and timezone x window grids) before a memo starts over
+TOP_CHUNK_ROWS = 20_000  # people per chunk of `score_top` (their [rows, 2, 168] profile arrays: ~50 MB)
+PARALLEL_CONTACTS = 50_000  # audience rows from which contacts are resolved on every core (forked workers)
 PARALLEL_ROWS = 20_000  # below this many feature rows LightGBM predicts on one thread: same numbers, and
 #                         the thread start-up of a parallel predict costs more than tiny inputs take
 
@@ -121,7 +123,10 @@ class Predictor:
     # ------------------------------------------------------------------------------------ resolution
     def resolve(self, emails: Sequence[str | None], phones: Sequence[str | None]) -> Audience:
         n = len(emails)
-        email, phone = self._contacts(0, emails), self._contacts(1, phones)
+        if n > SMALL_AUDIENCE:
+            email, phone = self._contacts_in_bulk(list(emails), list(phones))
+        else:
+            email, phone = self._contacts(0, emails), self._contacts(1, phones)
         given, valid, own = (np.stack([email[k], phone[k]], axis=1) for k in range(3))
         rows = np.where(own >= 0, own, own[:, ::-1])  # a channel never seen borrows the linked profile
         opted = np.where(own >= 0, self._opted[np.maximum(own, 0), np.arange(2)[None, :]], False)
@@ -197,44 +202,106 @@ class Predictor:
         rows = [found[k] for k in keys]
         return [np.array([r[j] for r in rows], dtype=dtype) for j, dtype in enumerate(_CONTACT_DTYPES)]
 
+    def _contacts_in_bulk(self, emails: list, phones_: list) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Both channels' `_contact_columns`, on every core for large audiences.
+
+        A contact's columns depend on nothing but the contact, so chunks of both columns are resolved in
+        forked workers (`forking.map_in_forks`: they inherit this snapshot's address index rather than
+        copy it). Only the timezone rule of `timezones_from_phones` (a number takes the zone of the
+        first number sharing its prefix) spans the whole column: it is applied here, to the gathered
+        numbers and the zones their parses gave. Where forking is not safe, the same, in this process.
+        """
+        workers = forking.available_cores()
+        parts = None
+        if len(emails) >= PARALLEL_CONTACTS:
+            per_channel = workers * forking.CHUNKS_PER_WORKER
+            jobs = [(1, part) for part in forking.chunks(phones_, per_channel)]
+            jobs += [(0, part) for part in forking.chunks(emails, per_channel)]
+            _FORKED["predictor"] = self
+            try:
+                parts = forking.map_in_forks(_columns_job, jobs, workers, initializer=phones._start_worker)
+            finally:
+                _FORKED.clear()
+        if parts is None:
+            return self._contact_columns(0, emails), self._contact_columns(1, phones_)
+        out = []
+        for c in (0, 1):
+            mine = [part for (channel, _), part in zip(jobs, parts, strict=True) if channel == c]
+            columns = [np.concatenate([m[0][j] for m in mine]) for j in range(len(_CONTACT_DTYPES))]
+            if c == 1:
+                norm = pd.concat([m[1] for m in mine], ignore_index=True)
+                parsed = {k: v for m in mine for k, v in m[2].items()}
+                columns[4] = phones.zones_for_e164(norm, parsed).to_numpy(dtype=object)
+            out.append(columns)
+        return out[0], out[1]
+
     def _contact_columns(self, c: int, values: list) -> list[np.ndarray]:
         """Per contact on channel c (0 e-mail, 1 phone), vectorised: given, valid, own profile row (-1: none),
         the id a new person gets from it, and for phones the number's timezone and US state (else None)."""
+        columns, norm, parsed = self._columns(c, values)
+        if c == 1:
+            columns[4] = phones.zones_for_e164(norm, parsed).to_numpy(dtype=object)
+        return columns
+
+    def _columns(self, c: int, values: list, workers: int | None = None) -> tuple[list, pd.Series, dict]:
+        """`_contact_columns` without the phones' timezones, plus what they are made from: the normalised
+        contacts and the zones of the numbers parsed (E.164 -> zone)."""
         name = S.CHANNELS[c]
         given = _given(values)
         raw = pd.Series(values, dtype=object).where(given, None)
         salt = self.settings.salt()
-        norm = identity.normalise_emails(raw) if c == 0 else self._known_phones_first(raw, salt)
+        parsed: dict = {}
+        if c == 0:
+            norm = identity.normalise_emails(raw)
+            hashes = identity.hash_values(norm, salt)
+        else:
+            norm, hashes, parsed = self._phones(raw, salt, workers)
         valid = norm.notna().to_numpy()
-        hashes = identity.hash_values(norm, salt)
         own = self._row_of_hash[name].reindex(hashes.fillna("").to_numpy()).fillna(-1).to_numpy(np.int64)
         new_id = np.full(len(values), None, dtype=object)
         if valid.any():
             keys = [f"{name}:{v}" for v in norm[valid].to_numpy(dtype=object)]
             new_id[valid] = identity.hash_values(pd.Series(keys, dtype=object), salt).to_numpy()
-        if c == 0:
-            zone = state = np.full(len(values), None, dtype=object)
-        else:
-            zone = local_time.timezones_from_phones(norm).to_numpy(dtype=object)
+        zone = state = np.full(len(values), None, dtype=object)
+        if c == 1:
             state = state_for_phones(norm).to_numpy(dtype=object)
-        return [given, valid, own, new_id, zone, state]
+        return [given, valid, own, new_id, zone, state], norm, parsed
 
-    def _known_phones_first(self, raw: pd.Series, salt: str) -> pd.Series:
-        """Normalised phones, parsing only numbers the snapshot does not know.
+    def _phones(
+        self, raw: pd.Series, salt: str, workers: int | None = None
+    ) -> tuple[pd.Series, pd.Series, dict]:
+        """(E.164, its salted hash) of each phone, <NA> when unusable, and the zones of the numbers parsed.
 
-        Parsing is the slow step (~0.1-0.25 ms a number). A number whose cheap canonical text hashes to a
-        snapshot address *is* that valid E.164 number (the snapshot holds only normalised ones), so only
-        new numbers go through `phonenumbers`: a million-row audience of known people parses almost nothing.
+        The same answers as `identity.normalise_phones` and `identity.hash_values` (and, through
+        `phones.zones_for_e164`, `local_time.timezones_from_phones`), for less: parsing is the slow step
+        (~20 us a number), so
+        - a number whose cheap canonical text hashes to a snapshot address *is* that valid E.164 number
+          (the snapshot holds only normalised ones) and is not parsed: a million-row audience of known
+          people parses almost nothing;
+        - every other distinct number is parsed once, on every core when there are many
+          (`phones.parse_phones`), and that parse also gives its timezone;
+        - the hash of the canonical text is reused wherever the E.164 form is the same text.
         """
         region = self.settings.data.default_region
         canonical = identity.canonical_phones(raw, region)
-        rows = self._row_of_hash[S.SMS].reindex(identity.hash_values(canonical, salt).fillna("").to_numpy())
+        hashed = identity.hash_values(canonical, salt)
+        rows = self._row_of_hash[S.SMS].reindex(hashed.fillna("").to_numpy())
         known = rows.notna().to_numpy() & (rows.fillna(-1).to_numpy() >= 0)
         norm = canonical.where(known)
         rest = ~known & raw.notna().to_numpy()
+        parsed: dict[str, str | None] = {}
         if rest.any():
-            norm[rest] = identity.normalise_phones(raw[rest], region).to_numpy()
-        return norm
+            codes, texts = pd.factorize(canonical[rest], use_na_sentinel=True)
+            e164, zones = phones.parse_phones(texts.to_numpy(dtype=object), region, workers)
+            done = pd.array(e164, dtype="string")
+            norm[rest] = done.take(codes, allow_fill=True)
+            parsed = {e: z for e, z in zip(e164, zones, strict=True) if e is not None}
+        same = (norm == canonical).fillna(False).to_numpy(dtype=bool)
+        hashes = hashed.where(same)
+        redo = ~same & norm.notna().to_numpy()
+        if redo.any():
+            hashes[redo] = identity.hash_values(norm[redo], salt).to_numpy()
+        return norm, hashes, parsed
 
     def _cohort_index(self, keys: np.ndarray) -> np.ndarray:
         if len(keys) > SMALL_AUDIENCE:
@@ -310,17 +377,156 @@ class Predictor:
             who, ch = np.nonzero(eligible[lo:hi])
             if who.size == 0:
                 continue
-            idx = np.repeat(who, n_hours)
-            cc = np.repeat(ch, n_hours)
-            hh = how[lo:hi][who].reshape(-1)
-            X = feature_matrix(g, self.profiles, idx, cc, hh)
-            threads = self.settings.training.lgbm.get("num_threads", 2) if len(X) >= PARALLEL_ROWS else 1
-            pred = self.booster.predict(X, num_threads=threads)
-            # Trees give a step function: many of a person's hours share one probability. Among hours the
-            # model cannot tell apart, the profile's own ranking decides (at most a 0.1% nudge).
-            pred = pred * (1.0 + TIE_BREAK * X[:, RANK_COLUMN])
+            pred = self._predict(
+                g, np.repeat(who, n_hours), np.repeat(ch, n_hours), how[lo:hi][who].reshape(-1)
+            )
             out[lo + who, ch] = pred.reshape(len(who), n_hours)
         return out
+
+    def _predict(
+        self, g: Rows, idx: np.ndarray, channel: np.ndarray, how: np.ndarray, threads: int | None = None
+    ) -> np.ndarray:
+        """The model's probability at cells (row idx of `g`, channel, local hour-of-week), tie-broken.
+        `threads`: LightGBM's (default: the training setting for large inputs); the same numbers either way."""
+        X = feature_matrix(g, self.profiles, idx, channel, how)
+        if threads is None:
+            threads = self.settings.training.lgbm.get("num_threads", 2) if len(X) >= PARALLEL_ROWS else 1
+        pred = self.booster.predict(X, num_threads=threads)
+        # Trees give a step function: many of a person's hours share one probability. Among hours the
+        # model cannot tell apart, the profile's own ranking decides (at most a 0.1% nudge).
+        return pred * (1.0 + TIE_BREAK * X[:, RANK_COLUMN])
+
+    # ------------------------------------------------------------------------ scoring only what is needed
+    @functools.cached_property
+    def ranks_hours_like_profile(self) -> bool:
+        """Whether, for one person and channel, the model orders the hours exactly as the profile's
+        response rank does (see `top_hours`): what makes scoring only the top hours exact."""
+        from sendtime.serving.top_hours import model_ranks_like_profile
+
+        return model_ranks_like_profile(self)
+
+    def score_top(
+        self,
+        audience: Audience,
+        hour_starts: pd.DatetimeIndex,
+        feasible: np.ndarray,
+        k: int,
+        extra: np.ndarray | None = None,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score each person-channel's k feasible hours of highest profile rank (ties included) and the
+        `extra` cells; returns (scores [n, 2, H] float32, -inf where not scored; scored [n, 2, H];
+        bound [n, 2]: no unscored feasible hour scores more than this, -inf when none is left).
+
+        The scores are `score`'s, cell for cell. The bound is the lowest of the top-k scores: every
+        hour left out ranks below all of them, and the model never scores a lower-ranked hour higher
+        (`ranks_hours_like_profile`, which callers check first). A person-channel whose profile data
+        could break that (NaN response, negative rates) gets all its feasible hours scored instead.
+        """
+        n, n_hours = len(audience), len(hour_starts)
+        scores = np.full((n, 2, n_hours), -np.inf, dtype=np.float32)
+        scored = np.zeros((n, 2, n_hours), dtype=bool)
+        bound = np.full((n, 2), -np.inf, dtype=np.float32)
+        feasible = np.asarray(feasible, dtype=bool) & audience.has[:, :, None]
+        if n == 0 or n_hours == 0 or not feasible.any():
+            return scores, scored, bound
+        how = self.local_hours(audience, hour_starts)
+
+        def chunk(lo: int) -> None:
+            hi = min(n, lo + TOP_CHUNK_ROWS)
+            feas = feasible[lo:hi]
+            if not feas.any():
+                return
+            g = self.gather(audience if (lo, hi) == (0, n) else _slice(audience, lo, hi))
+            h = how[lo:hi]
+            rank = g.rank[np.arange(hi - lo)[:, None, None], np.arange(2)[None, :, None], h[:, None, :]]
+            top = _top_cells(np.where(feas, rank, -1.0), feas, k)
+            top |= feas & ~_orderly(g)[:, :, None]
+            want = top if extra is None else top | (feas & extra[lo:hi])
+            i, c, j = np.nonzero(want)
+            scores[lo + i, c, j] = self._predict(g, i, c, h[i, j], threads=1)
+            scored[lo:hi] = want
+            lowest = np.where(top, scores[lo:hi], np.inf).min(axis=2)
+            bound[lo:hi] = np.where((feas & ~want).any(axis=2), lowest, -np.inf)
+
+        _in_threads(chunk, range(0, n, TOP_CHUNK_ROWS), "scoring top hours" if progress else None)
+        return scores, scored, bound
+
+    def score_cells(
+        self,
+        audience: Audience,
+        hour_starts: pd.DatetimeIndex,
+        row: np.ndarray,
+        channel: np.ndarray,
+        hour: np.ndarray,
+    ) -> np.ndarray:
+        """`score`'s value at the given (row, channel, hour index) cells only: float32 [len(row)]."""
+        row, channel, hour = (np.asarray(a, dtype=np.int64) for a in (row, channel, hour))
+        out = np.empty(len(row), dtype=np.float32)
+        order = np.argsort(row, kind="stable")
+        rows, first = np.unique(row[order], return_index=True)
+
+        def chunk(a: int) -> None:
+            b = min(len(rows), a + TOP_CHUNK_ROWS)
+            sub = _take(audience, rows[a:b])
+            cells = order[first[a] : first[b] if b < len(rows) else len(row)]
+            local = np.searchsorted(rows[a:b], row[cells])
+            how = self.local_hours(sub, hour_starts)
+            out[cells] = self._predict(
+                self.gather(sub), local, channel[cells], how[local, hour[cells]], threads=1
+            )
+
+        _in_threads(chunk, range(0, len(rows), TOP_CHUNK_ROWS), None)
+        return out
+
+
+def _in_threads(work, starts: range, progress: str | None) -> None:
+    """`work(lo)` for every chunk start, on one thread per core: each chunk gathers, builds features and
+    predicts on one LightGBM thread, so one chunk's NumPy work overlaps another's trees (both release
+    the GIL), which beats one chunk at a time on all LightGBM threads. Chunks write disjoint rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(starts), desc=progress, unit="chunk")
+    workers = min(forking.available_cores(), len(starts))
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        for _ in pool.map(work, starts):
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+
+
+def _top_cells(rank: np.ndarray, feasible: np.ndarray, k: int) -> np.ndarray:
+    """bool [m, 2, H]: feasible cells whose rank is among the k highest of their row and channel
+    (rank -1 where infeasible). Equal ranks (the same local hour twice in the window) go in together."""
+    n_hours = rank.shape[2]
+    if k >= n_hours:
+        return feasible.copy()
+    kth = np.partition(rank, n_hours - k, axis=2)[:, :, n_hours - k]
+    return feasible & (rank >= kth[:, :, None])
+
+
+def _orderly(g: Rows) -> np.ndarray:
+    """bool [m, 2]: the profile data keep every hour feature rising with the response rank (no NaN
+    response, rates >= 0 or NaN); where not, the caller scores every hour."""
+    finite = ~np.isnan(g.response).any(axis=2)
+    rates = g.numbers[:, :, :2]
+    return finite & ~(rates < 0).any(axis=2)
+
+
+_FORKED: dict = {}  # the predictor whose contacts forked workers resolve (set only while they run)
+
+
+def _columns_job(job: tuple[int, list]) -> tuple[list, pd.Series | None, dict]:
+    """In a forked worker: `Predictor._columns` of one chunk, parsing in this worker only (the normalised
+    e-mails stay here: only the phones' are needed back, for their timezones)."""
+    channel, values = job
+    columns, norm, parsed = _FORKED["predictor"]._columns(channel, values, workers=1)
+    return columns, (norm if channel == 1 else None), parsed
 
 
 def _given(values: Sequence[str | None]) -> np.ndarray:
@@ -340,3 +546,7 @@ def _contact_key(value: object) -> tuple | None:
 
 def _slice(a: Audience, lo: int, hi: int) -> Audience:
     return Audience(*(getattr(a, f)[lo:hi] for f in Audience.__dataclass_fields__))
+
+
+def _take(a: Audience, rows: np.ndarray) -> Audience:
+    return Audience(*(np.asarray(getattr(a, f))[rows] for f in Audience.__dataclass_fields__))

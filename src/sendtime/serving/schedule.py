@@ -51,9 +51,16 @@ Output columns (after the audience's own, unchanged and in order): `subscriber_i
 `propensity`. Times are ISO-8601 text in CSV and Parquet alike. The file is written atomically.
 
 Speed: no per-row Python on the hot path. `Predictor.resolve` runs once per distinct (email, phone)
-pair and `Predictor.score` once per distinct scoring input (rows whose resolved fields coincide share
-one score grid), in its own chunks; audiences of 50k rows or more show tqdm bars (scoring chunks,
-capacity rounds). `python -m sendtime.experiments.bench_schedule` measures every stage.
+pair (on every core for large audiences: new phone numbers are parsed once each, in forked workers),
+and the model is asked once per distinct scoring input (rows whose resolved fields coincide share one
+score grid). It scores only what the plan can use (`top_hours`, `top_k`): each row's `top_k` feasible
+hours per channel by the profile's rank, which the champion's monotone hour features make exactly its
+own best hours, plus the campaign cell; then whatever the send-rate assignment, exploration, holdout
+spills and wide windows turn out to need, planning again when the assignment needs more. The plan is
+the full grid's, row for row (tests/unit/test_top_hours.py, tests/integration/test_top_hours_model.py);
+a model without that monotonicity, or a stand-in predictor without `score_top`, gets every cell scored.
+Audiences of 50k rows or more show tqdm bars (scoring chunks, capacity rounds).
+`python -m sendtime.experiments.bench_schedule` measures every stage (`--end-to-end`: N different people).
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ from sendtime.features.local_time import candidate_hours
 from sendtime.serving.allocation import UNLIMITED, assign_hours, holdout_mask, sms_gain
 from sendtime.serving.policy import _windows as best_windows  # shared with decide: same windows as the API
 from sendtime.serving.policy import decide, feasible_mask
+from sendtime.serving.top_hours import TOP_K, LazyScores, scoring_groups, worth_it
 
 EMAIL, SMS = S.CHANNELS.index(S.EMAIL), S.CHANNELS.index(S.SMS)
 NONE = -1
@@ -294,6 +302,7 @@ def plan_campaign(
     base_reasons: np.ndarray | None = None,
     eligible: np.ndarray | None = None,
     progress: bool = False,
+    assignments: list | None = None,
 ) -> CampaignPlan:
     """Channel and hour for every row of a campaign (the rules are in the module docstring).
 
@@ -301,6 +310,8 @@ def plan_campaign(
     H]`: where a send is allowed (`policy.feasible_mask`); `max_per_hour`: channel name -> sends per
     hour; `holdout[n]`: the control group (kept at the campaign time); `campaign_hour`: index of the
     campaign's plain send hour; `eligible[n, 2]` tells "no contact" apart from "no feasible hour".
+    `assignments`: a list to which every send-rate assignment made is appended as (rows, channel, hour
+    capacities, `AssignmentResult`), for a caller that planned on a partial grid (`top_hours`).
     """
     scores = np.asarray(scores)
     scores = scores if np.issubdtype(scores.dtype, np.floating) else scores.astype(np.float64)
@@ -386,14 +397,10 @@ def plan_campaign(
         plan.explored[kept] = True
         budget = (np.inf if max_sms is None else float(max_sms)) - plan.sms_used
         free = np.flatnonzero(~hold & ~plan.explored & (d0.channel >= 0))
-        _plan_free(plan, free, scores, feasible, d0, base, policy, budget, room, caps, progress)
+        _plan_free(plan, free, scores, feasible, d0, base, policy, budget, room, caps, progress, assignments)
 
-    sent = np.flatnonzero(plan.channel >= 0)
-    plan.expected[sent] = scores[sent, plan.channel[sent], plan.hour[sent]]
-    ws, we = best_windows(scores, feasible, plan.channel, plan.hour, policy.window_hours)
-    plan.window_start, plan.window_end = ws, we
+    score_cells_of_plan(plan, scores, feasible, policy)
     fixed = hold & (plan.channel >= 0)
-    plan.window_start[fixed], plan.window_end[fixed] = plan.hour[fixed], plan.hour[fixed] + 1
     plan.reason[hold] = np.where(why[hold] == "", REASON_HOLDOUT, REASON_HOLDOUT + "; " + why[hold])
 
     k = feasible.reshape(n, 2 * n_hours).sum(axis=1)
@@ -402,6 +409,31 @@ def plan_campaign(
     plan.propensity[plan.explored] = dx.propensity[plan.explored]
     plan.propensity[fixed] = 1.0
     return plan
+
+
+def score_cells_of_plan(
+    plan: CampaignPlan, scores: np.ndarray, feasible: np.ndarray, policy: PolicySettings
+) -> None:
+    """The plan's expected engagement at its cells and its best windows (holdout rows: their hour),
+    the only parts of a plan read from scores once its cells are chosen."""
+    sent = np.flatnonzero(plan.channel >= 0)
+    plan.expected[sent] = scores[sent, plan.channel[sent], plan.hour[sent]]
+    ws, we = best_windows(scores, feasible, plan.channel, plan.hour, policy.window_hours)
+    plan.window_start, plan.window_end = ws, we
+    fixed = plan.holdout & (plan.channel >= 0)
+    plan.window_start[fixed], plan.window_end[fixed] = plan.hour[fixed], plan.hour[fixed] + 1
+
+
+def window_cells(plan: CampaignPlan, n_hours: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, channel, hour) of every cell `score_cells_of_plan` may read: each sent row's cell and, for
+    windows wider than an hour, the hours within `width - 1` of it on its channel."""
+    sent = np.flatnonzero(plan.channel >= 0)
+    span = np.arange(1 - width, width) if width > 1 else np.zeros(1, dtype=np.int64)
+    hours = plan.hour[sent][:, None] + span[None, :]
+    rows = np.broadcast_to(sent[:, None], hours.shape)
+    channel = np.broadcast_to(plan.channel[sent].astype(np.int64)[:, None], hours.shape)
+    inside = (hours >= 0) & (hours < n_hours)
+    return rows[inside], channel[inside], hours[inside]
 
 
 def campaign_cells(feasible: np.ndarray, campaign_hour: int) -> tuple[np.ndarray, np.ndarray]:
@@ -503,7 +535,7 @@ def _best_hour(scores: np.ndarray, feasible: np.ndarray, rows: np.ndarray, c: in
     return np.where(feasible[rows, c], scores[rows, c], -np.inf).argmax(axis=1)
 
 
-def _plan_free(plan, rows, scores, feasible, d0, base, policy, budget, room, caps, progress) -> None:
+def _plan_free(plan, rows, scores, feasible, d0, base, policy, budget, room, caps, progress, record) -> None:
     """The rows the optimiser plans: SMS budget by gain, hours by `assign_hours`, then the fallbacks."""
     want, hour0 = d0.channel[rows].astype(np.int8), d0.hour[rows]
     ch, hour_b = want.copy(), hour0.copy()
@@ -533,6 +565,8 @@ def _plan_free(plan, rows, scores, feasible, d0, base, policy, budget, room, cap
             r = rows[mine]
             result = assign_hours(np.where(feasible[r, c], scores[r, c], -np.inf), room[c], progress=progress)
             hour[mine] = result.hour
+            if record is not None:
+                record.append((r, c, room[c].copy(), result))
     for c in (EMAIL, SMS):
         room[c] -= np.bincount(hour[(ch == c) & (hour >= 0)], minlength=len(room[c]))
     final = np.where(hour >= 0, ch, NONE).astype(np.int8)
@@ -550,7 +584,10 @@ def _plan_free(plan, rows, scores, feasible, d0, base, policy, budget, room, cap
         if not len(cand):
             continue
         r = rows[cand]
-        got = assign_hours(np.where(feasible[r, c], scores[r, c], -np.inf), room[c]).hour
+        result = assign_hours(np.where(feasible[r, c], scores[r, c], -np.inf), room[c])
+        got = result.hour
+        if record is not None:
+            record.append((r, c, room[c].copy(), result))
         ok = got >= 0
         final[cand[ok]], hour[cand[ok]], fallback[cand[ok]] = c, got[ok], True
         room[c] -= np.bincount(got[ok], minlength=len(room[c]))
@@ -612,6 +649,8 @@ class ScheduleResult:
     duplicates: int
     scored_rows: int  # distinct scoring inputs the model was called for
     timings: dict[str, float]
+    scored_cells: int = 0  # (distinct input, channel, hour) cells the model scored
+    plan_rounds: int = 1  # plans made: more than one when the capacity certificate asked for more cells
 
 
 def resolve_audience(predictor, emails: pd.Series, phones: pd.Series):
@@ -636,22 +675,64 @@ def score_audience(predictor, audience, hours: pd.DatetimeIndex, progress: bool 
     grid from the model, so repeats (a person listed twice, cold starts of one cohort) are scored once.
     """
     n = len(audience)
-    if not dedupe or n < 2:
-        return predictor.score(audience, hours, progress=progress), n
-    codes = np.zeros(n, dtype=np.int64)
-    for name in type(audience).__dataclass_fields__:
-        if name == S.SUBSCRIBER_ID:
-            continue
-        values = np.asarray(getattr(audience, name))
-        for column in values.reshape(n, -1).T:
-            part, uniques = pd.factorize(pd.Series(column, dtype=object if column.dtype == object else None))
-            codes = pd.factorize(codes * (len(uniques) + 1) + (part + 1))[0].astype(np.int64)
-    distinct, first = np.unique(codes, return_index=True)  # codes are 0..k-1 in order of first appearance
-    if len(distinct) == n:
-        return predictor.score(audience, hours, progress=progress), n
+    groups = scoring_groups(audience) if dedupe and n > 1 else (np.arange(n), np.arange(n))
+    scores, distinct, _ = _score_distinct(predictor, audience, hours, progress, groups)
+    return scores, distinct
+
+
+def _score_distinct(predictor, audience, hours, progress: bool, groups: tuple[np.ndarray, np.ndarray]):
+    """`score_audience` on given `scoring_groups`, and the (input, channel, hour) cells it scored."""
+    n = len(audience)
+    codes, first = groups
+    if len(first) == n:
+        return predictor.score(audience, hours, progress=progress), n, int(audience.has.sum()) * len(hours)
     fields = type(audience).__dataclass_fields__
     sub = type(audience)(*(np.asarray(getattr(audience, f))[first] for f in fields))
-    return predictor.score(sub, hours, progress=progress)[codes], len(distinct)
+    cells = int(np.asarray(sub.has).sum()) * len(hours)
+    return predictor.score(sub, hours, progress=progress)[codes], len(first), cells
+
+
+def uses_top_hours(predictor, top_k: int | None, n_hours: int) -> bool:
+    """Whether the plan may score only each row's top hours (`top_hours`): a predictor that can
+    (`score_top`, and a model that ranks hours as the profile does), and more than `top_k` hours."""
+    if not top_k or top_k >= n_hours or not hasattr(predictor, "score_top"):
+        return False
+    return bool(predictor.ranks_hours_like_profile)
+
+
+def plan_on_top_hours(predictor, aud, window: Window, reachable, feasible, options, timings, groups, top_k):
+    """`plan_campaign` on a grid where only the cells it can use are scored (see `top_hours`): the
+    top hours and campaign cell of every row first, then whatever the capacity check
+    (`LazyScores.unsettled`) and the chosen cells ask for, planning again until the check passes.
+    Returns (plan, distinct scoring inputs, cells scored, plans made)."""
+    policy = predictor.settings.policy
+    clock = time.perf_counter()
+    camp_channel, camp_hour = campaign_cells(reachable, window.campaign_hour)
+    extra = np.zeros(reachable.shape, dtype=bool)
+    has = np.flatnonzero(camp_channel >= 0)
+    extra[has, camp_channel[has], camp_hour[has]] = True
+    lazy = LazyScores.build(
+        predictor, aud, window.hours, reachable, extra, top_k, groups, options["progress"]
+    )
+    lazy.score_crowded(feasible, _channel_caps(options["max_per_hour"]), policy, options["max_sms"])
+    clock = _lap(timings, "score", clock)
+    rounds = 0
+    while True:
+        assignments: list = []
+        with np.errstate(invalid="ignore"):  # `decide` computes windows it never returns, on -inf cells
+            plan = plan_campaign(lazy.grid(), feasible, policy, assignments=assignments, **options)
+        rounds += 1
+        clock = _lap(timings, "allocate", clock)
+        failing = lazy.unsettled(assignments)
+        if not failing:
+            break
+        for rows, c in failing:
+            lazy.ensure_all(rows, c)
+        clock = _lap(timings, "score", clock)
+    if lazy.ensure(*window_cells(plan, len(window.hours), policy.window_hours)):
+        score_cells_of_plan(plan, lazy.grid(), feasible, policy)
+    _lap(timings, "score", clock)
+    return plan, len(lazy.audience), lazy.cells, rounds
 
 
 def schedule_frame(
@@ -668,11 +749,16 @@ def schedule_frame(
     dedupe_scoring: bool = True,
     duplicates: str = "first",
     timings: dict[str, float] | None = None,
+    top_k: int | None = TOP_K,
+    top_hours: bool | None = None,
 ) -> ScheduleResult:
     """Plan an audience table with a loaded predictor: resolve, score, decide under the limits.
 
     `duplicates`: "first" plans only the first row of each subscriber (one send per person), "all"
-    plans every row on its own.
+    plans every row on its own. `top_k`, `top_hours`: score each row's `top_k` best hours per channel
+    first and the rest only where the plan needs them (`top_hours`: the same plan, for a fraction of
+    the model calls) - always (True, where the model allows), never (False, or `top_k` None), or when
+    it is likely to pay (None: `top_hours.worth_it`, many distinct inputs).
     """
     if duplicates not in ("first", "all"):
         raise ValueError(f"duplicates must be 'first' or 'all', got {duplicates!r}")
@@ -688,19 +774,15 @@ def schedule_frame(
 
     aud = resolve_audience(predictor, contacts(frame, S.AUDIENCE_EMAIL), contacts(frame, S.AUDIENCE_PHONE))
     clock = _lap(timings, "resolve", clock)
-    scores, distinct = score_audience(predictor, aud, window.hours, progress=progress, dedupe=dedupe_scoring)
-    clock = _lap(timings, "score", clock)
 
     ids = pd.Series(aud.subscriber_id, dtype=object)
     duplicate = (ids.duplicated(keep="first") & ids.notna()).to_numpy() & (duplicates == "first")
     eligible = aud.has & ~duplicate[:, None]
     allowed = sms_allowed(window.hours, aud.timezone, aud.state, load_rules(policy))
-    feasible = feasible_mask(eligible, allowed, window.hours, None, policy)
+    reachable = feasible_mask(aud.has, allowed, window.hours, None, policy)  # before one-send-per-person
+    feasible = reachable & eligible[:, :, None]
     hold = holdout_mask(ids, holdout, seed) if holdout > 0 else np.zeros(n, dtype=bool)
-    plan = plan_campaign(
-        scores,
-        feasible,
-        policy,
+    options = dict(
         max_sms=max_sms,
         max_per_hour=max_per_hour,
         holdout=hold & eligible.any(axis=1),
@@ -711,12 +793,27 @@ def schedule_frame(
         eligible=eligible,
         progress=progress,
     )
+    clock = _lap(timings, "allocate", clock)
+    groups = scoring_groups(aud) if dedupe_scoring and n > 1 else (np.arange(n), np.arange(n))
+    full_cells = int(aud.has[groups[1]].sum()) * len(window.hours)
+    clock = _lap(timings, "score", clock)
+    wanted = top_hours if top_hours is not None else worth_it(full_cells, n)
+    if wanted and uses_top_hours(predictor, top_k, len(window.hours)):
+        plan, distinct, cells, rounds = plan_on_top_hours(
+            predictor, aud, window, reachable, feasible, options, timings, groups, top_k
+        )
+        clock = time.perf_counter()
+    else:
+        scores, distinct, cells = _score_distinct(predictor, aud, window.hours, progress, groups)
+        rounds = 1
+        clock = _lap(timings, "score", clock)
+        plan = plan_campaign(scores, feasible, policy, **options)
     _explain_unreachable(plan, aud, duplicate)
     clock = _lap(timings, "allocate", clock)
     table = plan_table(frame, aud.subscriber_id, plan, window.hours)
     _lap(timings, "assemble", clock)
     return ScheduleResult(
-        table, plan, window, predictor.model_version, int(duplicate.sum()), distinct, timings
+        table, plan, window, predictor.model_version, int(duplicate.sum()), distinct, timings, cells, rounds
     )
 
 
