@@ -355,6 +355,7 @@ class _DailyInputs:
     exposure: np.ndarray  # [m, 24] this channel's exposure, each row summing to 1
     hourly_other: np.ndarray  # [m, 24] ... on the other channel
     exposure_other: np.ndarray
+    _typical: dict = field(default_factory=dict, repr=False)  # `typical`'s answers, per choice
 
     @classmethod
     def build(
@@ -386,9 +387,9 @@ class _DailyInputs:
         """Each row's expected rhythm given its answers on this channel (exposure-aware), its triggered
         sends (activity) and, with weight `other`, its answers on the other channel (habits are often
         shared). Kept per choice: the grid search asks again for every other strength."""
-        cache = self.__dict__.setdefault("_typical", {})
-        if (key, temper, other, w, v) not in cache:
-            cache[(key, temper, other, w, v)] = self.rhythms[key].posterior_mean(
+        choice = (key, temper, other, w, v)
+        if choice not in self._typical:
+            self._typical[choice] = self.rhythms[key].posterior_mean(
                 [
                     Answers(self.hourly, self.exposure),
                     Answers(w * self.trig_same + v * self.trig_other),
@@ -397,7 +398,7 @@ class _DailyInputs:
                 self.codes,
                 temper,
             )
-        return cache[(key, temper, other, w, v)]
+        return self._typical[choice]
 
 
 def _rhythm_evidence(ev: _Evidence) -> np.ndarray:
@@ -421,8 +422,6 @@ def _fit_rhythms(
     pooled_shapes = {} if pooled_shapes is None else pooled_shapes
     out: dict[tuple[int, bool], Rhythms | None] = {}
     for k, pool in types:
-        if k <= 0:
-            continue
         if pool:
             if k not in pooled_shapes:
                 pooled_shapes[k] = fit_shapes(np.concatenate([both[:, 0], both[:, 1]]), k)
@@ -457,8 +456,8 @@ def _daily_shape(x: _DailyInputs, p: dict, alphas: np.ndarray | None = None) -> 
     same = x.coh_same
     g = p.get("rhythm_weight", 0.0)
     if g > 0 and x.rhythms.get(_rhythm_key(p)) is not None:
-        other = p.get("rhythm_other", 0.0)
-        same = (1 - g) * same + g * x.typical(_rhythm_key(p), p["rhythm_temper"], other, w, v)
+        typical = x.typical(_rhythm_key(p), p["rhythm_temper"], p.get("rhythm_other", 0.0), w, v)
+        same = (1 - g) * same + g * typical
     prior = same[None]
     if b > 0:
         other = _normalise(_blur(x.other + w * x.trig_other, p["blur"])[None] + a * x.coh_other[None])

@@ -38,10 +38,6 @@ class Rhythms:
     shapes: np.ndarray  # [k, 24], rows sum to 1
     weights: np.ndarray  # [n_cohorts, k], rows sum to 1
 
-    @property
-    def k(self) -> int:
-        return len(self.shapes)
-
     def posterior_mean(self, evidence: list[Answers], cohorts: np.ndarray, temper: float) -> np.ndarray:
         """Each person's expected hour-of-day shape given their evidence: sum_k P(k | evidence) shape_k."""
         log_q = np.log(self.shapes)  # [k, 24]

@@ -54,6 +54,10 @@ class Audience:
     def __len__(self) -> int:
         return len(self.subscriber_id)
 
+    def take(self, rows: np.ndarray | slice) -> Audience:
+        """The audience of these rows (indices or a slice), every field alike."""
+        return Audience(*(np.asarray(getattr(self, f))[rows] for f in Audience.__dataclass_fields__))
+
     def base_reasons(self) -> np.ndarray:
         """One phrase per subscriber: the pattern source of the best-known channel."""
         known = np.where(self.has[:, 0], self.pattern[:, 0], self.pattern[:, 1])
@@ -372,7 +376,7 @@ class Predictor:
             starts = tqdm(starts, desc="scoring", unit="chunk")
         for lo in starts:
             hi = min(n, lo + per_chunk)
-            sub = audience if (lo, hi) == (0, n) else _slice(audience, lo, hi)
+            sub = audience if (lo, hi) == (0, n) else audience.take(slice(lo, hi))
             g = self.gather(sub)
             who, ch = np.nonzero(eligible[lo:hi])
             if who.size == 0:
@@ -437,7 +441,7 @@ class Predictor:
             feas = feasible[lo:hi]
             if not feas.any():
                 return
-            g = self.gather(audience if (lo, hi) == (0, n) else _slice(audience, lo, hi))
+            g = self.gather(audience if (lo, hi) == (0, n) else audience.take(slice(lo, hi)))
             h = how[lo:hi]
             rank = g.rank[np.arange(hi - lo)[:, None, None], np.arange(2)[None, :, None], h[:, None, :]]
             top = _top_cells(np.where(feas, rank, -1.0), feas, k)
@@ -468,7 +472,7 @@ class Predictor:
 
         def chunk(a: int) -> None:
             b = min(len(rows), a + TOP_CHUNK_ROWS)
-            sub = _take(audience, rows[a:b])
+            sub = audience.take(rows[a:b])
             cells = order[first[a] : first[b] if b < len(rows) else len(row)]
             local = np.searchsorted(rows[a:b], row[cells])
             how = self.local_hours(sub, hour_starts)
@@ -542,11 +546,3 @@ def _contact_key(value: object) -> tuple | None:
     if value is None or (isinstance(value, float) and value != value):
         return None
     return (type(value), value)
-
-
-def _slice(a: Audience, lo: int, hi: int) -> Audience:
-    return Audience(*(getattr(a, f)[lo:hi] for f in Audience.__dataclass_fields__))
-
-
-def _take(a: Audience, rows: np.ndarray) -> Audience:
-    return Audience(*(np.asarray(getattr(a, f))[rows] for f in Audience.__dataclass_fields__))

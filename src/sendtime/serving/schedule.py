@@ -665,7 +665,7 @@ def resolve_audience(predictor, emails: pd.Series, phones: pd.Series):
     sub = predictor.resolve(
         list(np.asarray(emails, dtype=object)[first]), list(np.asarray(phones, dtype=object)[first])
     )
-    return type(sub)(*(np.asarray(getattr(sub, f))[codes] for f in type(sub).__dataclass_fields__))
+    return sub.take(codes)
 
 
 def score_audience(predictor, audience, hours: pd.DatetimeIndex, progress: bool = False, dedupe: bool = True):
@@ -686,8 +686,7 @@ def _score_distinct(predictor, audience, hours, progress: bool, groups: tuple[np
     codes, first = groups
     if len(first) == n:
         return predictor.score(audience, hours, progress=progress), n, int(audience.has.sum()) * len(hours)
-    fields = type(audience).__dataclass_fields__
-    sub = type(audience)(*(np.asarray(getattr(audience, f))[first] for f in fields))
+    sub = audience.take(first)
     cells = int(np.asarray(sub.has).sum()) * len(hours)
     return predictor.score(sub, hours, progress=progress)[codes], len(first), cells
 

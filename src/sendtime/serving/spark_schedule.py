@@ -155,8 +155,7 @@ class SparkScoredPredictor:
             raise ValueError("spark schedule: a contact pair that was not scored on Spark") from exc
         if len(rows) == len(self.audience) and np.array_equal(rows, np.arange(len(rows))):
             return self.audience
-        fields = type(self.audience).__dataclass_fields__
-        return type(self.audience)(*(np.asarray(getattr(self.audience, f))[rows] for f in fields))
+        return self.audience.take(rows)
 
     def score(self, audience: Audience, hour_starts: pd.DatetimeIndex, channels=None, progress: bool = False):
         same = len(audience) == len(self.audience) and pd.DatetimeIndex(hour_starts).equals(self.hours)

@@ -121,9 +121,7 @@ class LazyScores:
         n = len(audience)
         codes, first = (np.arange(n), np.arange(n)) if groups is None else groups
         if len(first) < n:
-            audience = type(audience)(
-                *(np.asarray(getattr(audience, f))[first] for f in type(audience).__dataclass_fields__)
-            )
+            audience = audience.take(first)
             feasible, extra = feasible[first], extra[first]
         scores, scored, bound = predictor.score_top(
             audience, hours, feasible, max(int(k), 2), extra, progress
