@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from sendtime import schema as S
+from sendtime.features import profiles as profiles_module
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
-from sendtime.features.profiles import build_profiles
+from sendtime.features.profiles import _evidence, build_profiles, delay_kernel, heldout_blocks
 from sendtime.training import capture
 
 pytestmark = pytest.mark.integration
@@ -50,6 +51,47 @@ def test_a_later_event_changes_nothing(base, test_settings):
     # and the extra events do matter once they are in the past
     moved = build_profiles(grown, as_of + pd.Timedelta(days=1), test_settings.profiles, before.shrinkage)
     assert not np.array_equal(moved.shape, before.shape)
+
+
+def test_held_out_blocks_are_contiguous_newest_first_and_inside_the_history(base, test_settings):
+    as_of = _as_of(base)
+    blocks = heldout_blocks(base, as_of, test_settings.profiles)
+    assert 1 < len(blocks) <= test_settings.profiles.holdout_folds
+    assert blocks[0][1] == as_of
+    for (lo, hi), (lo2, hi2) in zip(blocks, blocks[1:], strict=False):
+        assert hi2 == lo and hi2 - lo2 == hi - lo
+    assert all(hi > base.span[0] for _, hi in blocks)
+
+
+def test_evidence_outside_a_block_and_of_a_sample_match_the_whole(base):
+    """The search predicts each block from everything else: the evidence around a block and in it add
+    up to the whole history's, and a held-out sample's evidence is exactly those rows of everybody's."""
+    as_of = _as_of(base)
+    kernel = delay_kernel(base.engagements[base.engagements["at"] < as_of])
+    lo, hi = as_of - pd.Timedelta(days=28), as_of - pd.Timedelta(days=14)
+    whole = _evidence(base, None, as_of, as_of, kernel, None)
+    around = _evidence(base, None, as_of, lo, kernel, None, skip=(lo, hi))
+    inside = _evidence(base, lo, hi, hi, kernel, None)
+    np.testing.assert_allclose(around.hourly + inside.hourly, whole.hourly)
+    assert around.hourly.sum() > 0 and inside.hourly.sum() > 0
+    rows = np.flatnonzero(inside.counts[:, 1] > 0)[::3]
+    sample = _evidence(base, lo, hi, hi, kernel, None, subs=rows)
+    for name in ("corrected", "exposure", "hourly", "triggers"):
+        np.testing.assert_allclose(getattr(sample, name), getattr(inside.take(rows), name), rtol=1e-12)
+    weighted = _evidence(base, None, as_of, lo, kernel, 30.0, skip=(lo, hi))
+    assert (weighted.hourly <= around.hourly + 1e-12).all() and weighted.hourly.sum() < around.hourly.sum()
+
+
+def test_strengths_are_chosen_on_as_many_blocks_as_a_channel_needs(base, test_settings, monkeypatch):
+    """A small world's SMS needs every block; with people to spare, the newest block is enough."""
+    as_of = _as_of(base)
+    chosen = build_profiles(base, as_of, test_settings.profiles).shrinkage
+    n_blocks = len(heldout_blocks(base, as_of, test_settings.profiles))
+    assert chosen[S.SMS]["heldout_folds"] == n_blocks
+    monkeypatch.setattr(profiles_module, "MAX_HELDOUT_ROWS", 20)
+    few = build_profiles(base, as_of, test_settings.profiles).shrinkage
+    for c in S.CHANNELS:
+        assert few[c]["heldout_folds"] == 1 and few[c]["heldout_rows"] == 20
 
 
 def test_profile_table_holds_no_address_and_values_in_range(base, small_world, test_settings):

@@ -58,9 +58,16 @@ class SignalSettings(_Section):
 class ProfileSettings(_Section):
     half_life_days: float = Field(90, gt=0, description="weight of an engagement halves with this age")
     shrinkage_grid: list[float] = Field(default_factory=lambda: [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
-    holdout_days: float = Field(28, gt=0, description="held-out tail used to choose the shrinkage strengths")
+    holdout_days: float = Field(
+        14, gt=0, description="length of each held-out block used to choose the shrinkage strengths"
+    )
     holdout_min_share: float = Field(
         0.2, ge=0, lt=1, description="widen the held-out tail until it holds this share of the engagements"
+    )
+    holdout_folds: int = Field(
+        4,
+        ge=1,
+        description="held-out blocks of holdout_days (the last, then earlier ones), each predicted from the rest",
     )
     min_events_for_activity_tz: int = Field(20, ge=1, description="engagements needed to infer a timezone")
     shrinkage_overrides: dict[str, dict[str, float]] | None = Field(

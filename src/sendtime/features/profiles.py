@@ -45,7 +45,8 @@ RHYTHM_TYPES_GRID = (3, 6, 10, 16)  # number of typical daily rhythms (features/
 RHYTHM_WEIGHT_GRID = (0.5, 0.75, 1.0)  # share of the cohort prior replaced by the person's likely rhythm
 RHYTHM_TEMPER_GRID = (0.25, 0.5, 1.0)  # how far a person's own events are trusted to pick a rhythm
 RHYTHM_OTHER_GRID = (0.0, 0.25, 0.5, 1.0)  # weight of the other channel's answers in picking the rhythm
-MAX_HELDOUT_ROWS = 5_000  # a random sample of held-out subscribers is plenty to choose a handful of strengths
+# held-out people per channel, over all blocks: plenty to choose a handful of strengths
+MAX_HELDOUT_ROWS = 5_000
 UNKNOWN_TZ_SUFFIX = " (timezone unknown)"
 EXPOSURE_FLOOR = 0.05  # share of the mean exposure added everywhere, so a rare hour is not divided by ~0
 PATTERN_SOURCES = ("personal history", "linked profile", "cohort prior", "population prior")
@@ -221,17 +222,43 @@ def _evidence(
     weigh_from: pd.Timestamp,
     kernel: np.ndarray,
     half_life: float | None,
+    skip: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+    subs: np.ndarray | None = None,
 ) -> _Evidence:
-    n = len(base.subscribers)
+    """Evidence of the events in [start, end); with `skip` = (lo, hi), of those outside [lo, hi), each
+    weighted by its distance in time to that gap (a held-out block in the middle of the history).
+    With `subs`, of those people only, in that order (a held-out sample, without [n, 2, H] arrays)."""
+    n = len(base.subscribers) if subs is None else len(subs)
     eng, sends = base.engagements, base.sends
-    e_mask = (eng["at"] < end) & ((eng["at"] >= start) if start is not None else True)
-    eng = eng[e_mask]
-    w = _age_weight(eng["at"], weigh_from, half_life) if half_life else np.ones(len(eng))
+    position = None
+    if subs is not None:
+        position = np.full(len(base.subscribers), -1, dtype=np.int64)
+        position[subs] = np.arange(len(subs))
+
+    def keep(frame: pd.DataFrame) -> pd.DataFrame:
+        at = frame["at"]
+        mask = (at < end) & ((at >= start) if start is not None else True)
+        if skip is not None:
+            mask &= ~((at >= skip[0]) & (at < skip[1]))
+        if position is None:
+            return frame[mask]
+        kept = frame[mask.to_numpy() & (position[frame["sub"].to_numpy()] >= 0)]
+        return kept.assign(sub=position[kept["sub"].to_numpy()])
+
+    def weight(at: pd.Series) -> np.ndarray:
+        if not half_life:
+            return np.ones(len(at))
+        if skip is None:
+            return _age_weight(at, weigh_from, half_life)
+        distance = np.where(at < skip[0], skip[0] - at, at - skip[1]) / pd.Timedelta(days=1)
+        return np.power(0.5, distance.astype(float) / half_life)
+
+    eng = keep(eng)
+    w = weight(eng["at"])
     counts = _counts(eng["sub"].to_numpy(), eng["channel"].to_numpy(), eng["how"].to_numpy(), w, n)
     if base.has_sends:
-        s_mask = (sends["at"] < end) & ((sends["at"] >= start) if start is not None else True)
-        s = sends[s_mask]
-        sw = _age_weight(s["at"], weigh_from, half_life) if half_life else np.ones(len(s))
+        s = keep(sends)
+        sw = weight(s["at"])
         sent = _counts(s["sub"].to_numpy(), s["channel"].to_numpy(), s["how"].to_numpy(), sw, n)
         trig = s["triggered"].to_numpy(bool)
         triggers = _counts(
@@ -565,119 +592,247 @@ def _choose_rhythms(best: dict, fitted: list[tuple[int, bool]], score) -> dict:
     return best
 
 
+def heldout_blocks(
+    base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The held-out blocks, newest first: the tail before as_of (see `heldout_start`), then up to
+    `holdout_folds - 1` earlier blocks of the same length that still hold some data. The search uses
+    them newest first and only as many as it needs people (see `choose_shrinkage`)."""
+    cut = heldout_start(base, as_of, settings)
+    length, first = as_of - cut, base.span[0]
+    return [
+        (as_of - length * (k + 1), as_of - length * k)
+        for k in range(settings.holdout_folds)
+        if as_of - length * k > first
+    ]
+
+
+@dataclass
+class _Sample:
+    """The people of one block with held-out events on one channel (a sample when many): their
+    evidence from outside the block and in it."""
+
+    rows: np.ndarray
+    train: _Evidence
+    held: _Evidence
+
+    @property
+    def events(self) -> float:
+        return float(self.held.hourly.sum())
+
+
+@dataclass
+class _Fold:
+    """One held-out block, reduced to what the search reads: the cohort sums and everybody's rhythm
+    evidence from outside the block, and per channel a sample of people (None when too few). The full
+    evidence is not kept: at 10M events each block's would take a gigabyte."""
+
+    cohort_sums: tuple[np.ndarray, np.ndarray]
+    rhythm_evidence: np.ndarray
+    samples: list[_Sample | None]
+
+    @classmethod
+    def build(
+        cls,
+        base: FeatureBase,
+        block: tuple[pd.Timestamp, pd.Timestamp],
+        as_of: pd.Timestamp,
+        kernel: np.ndarray,
+        settings: ProfileSettings,
+        codes: np.ndarray,
+        n_cohorts: int,
+        wanted: np.ndarray,
+        rng: np.random.Generator,
+    ) -> _Fold:
+        """`wanted[c]`: how many more held-out people channel c needs (a random sample of them)."""
+        lo, hi = block
+        train = _evidence(base, None, as_of, lo, kernel, settings.half_life_days, skip=block)
+        eng = base.engagements
+        in_block = eng[(eng["at"] >= lo) & (eng["at"] < hi)]
+        flat = in_block["sub"].to_numpy().astype(np.int64) * 2 + in_block["channel"].to_numpy()
+        held_counts = np.bincount(flat, minlength=len(base.subscribers) * 2).reshape(-1, 2)
+        samples: list[_Sample | None] = []
+        for c in range(2):
+            rows = np.flatnonzero(held_counts[:, c] > 0)
+            if rows.size < 10 or wanted[c] <= 0 or train.counts[:, c].sum() == 0:
+                samples.append(None)
+                continue
+            if rows.size > wanted[c]:
+                rows = np.sort(rng.choice(rows, int(wanted[c]), replace=False))
+            held = _evidence(base, lo, hi, hi, kernel, None, subs=rows)
+            samples.append(_Sample(rows, train.take(rows), held))
+        return cls(_cohort_sums(train, codes, n_cohorts), _rhythm_evidence(train), samples)
+
+
+@dataclass
+class _ChannelFold:
+    """One block's view of one channel during the search: the sampled people's evidence from outside
+    the block, their held-out evidence, and what the hour-of-day search needs of both."""
+
+    rows: np.ndarray
+    train: _Evidence
+    held: _Evidence
+    codes: np.ndarray
+    cohorts: _Cohorts
+    rhythms: dict[tuple[int, bool], Rhythms | None]
+    inputs: _DailyInputs
+    scorer: _DailyHeldout
+
+    @property
+    def events(self) -> float:
+        return self.scorer.total
+
+    def loglik(self, shape: np.ndarray, c: int) -> float:
+        return _heldout_loglik(shape, self.held, np.arange(self.rows.size), c)
+
+
+def _over_folds(scores: list, weights: list[float]):
+    """Held-out scores are means per event; over blocks, weigh each by its events."""
+    return sum(w * x for w, x in zip(weights, scores, strict=True)) / max(sum(weights), 1e-9)
+
+
+def _search_channel(views: list[_ChannelFold], c: int, grid: list[float]) -> dict[str, float]:
+    """The coordinate search of one channel's strengths, scored over all held-out blocks at once."""
+    events = [v.events for v in views]
+
+    def best_alpha(p: dict, alphas: list[float]) -> tuple[float, dict]:
+        shapes = [v.scorer.score(_daily_shape(v.inputs, p, np.asarray(alphas))) for v in views]
+        scores = _over_folds(shapes, events)
+        k = int(np.argmax(scores))
+        return float(scores[k]), dict(p, alpha_daily=alphas[k])
+
+    def weekly_ll(p: dict) -> float:
+        lls = [v.loglik(_person_shapes(v.train, v.cohorts, v.codes, c, p, v.rhythms), c) for v in views]
+        return float(_over_folds(lls, events))
+
+    best = {
+        "alpha_weekly": np.inf,
+        "beta": 0.0,
+        "blur": 0.0,
+        "alpha_daily": grid[-1],
+        "trigger_weight": 0.0,
+        "other_trigger_weight": 0.0,
+        "rhythm_types": 0.0,
+        "rhythm_pooled": 0.0,
+        "rhythm_weight": 0.0,
+        "rhythm_temper": 1.0,
+        "rhythm_other": 0.0,
+    }
+    has_triggers = any(bool(v.train.triggers.any()) for v in views)
+    fitted = sorted({k for v in views for k, r in v.rhythms.items() if r is not None})
+    for _ in range(2):  # two rounds of coordinate search
+        best = max(
+            (best_alpha(dict(best, blur=blur, beta=beta), grid) for blur in BLUR_GRID for beta in BETA_GRID),
+            key=lambda t: t[0],
+        )[1]
+        if has_triggers:
+            best = max(
+                (
+                    best_alpha(dict(best, trigger_weight=w, other_trigger_weight=v), grid)
+                    for w in TRIGGER_GRID
+                    for v in TRIGGER_GRID
+                ),
+                key=lambda t: t[0],
+            )[1]
+        best = _choose_rhythms(best, fitted, lambda p: best_alpha(p, grid))
+    best = max((dict(best, alpha_weekly=a) for a in [*grid, np.inf]), key=weekly_ll)
+    out = {k: float(v) for k, v in best.items()}
+    out["alpha_weekly"] = min(out["alpha_weekly"], 1e6)  # JSON has no infinity
+    out["heldout_loglik"] = weekly_ll(best)
+    out["heldout_loglik_cohort"] = float(
+        _over_folds([v.loglik(v.cohorts.weekly[v.codes, c], c) for v in views], events)
+    )
+    return out
+
+
 def choose_shrinkage(
     base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, kernel: np.ndarray
 ) -> dict[str, dict[str, float]]:
-    """Per channel, pick every strength by the log-likelihood of the last `holdout_days` before as_of.
+    """Per channel, pick every strength by the log-likelihood of held-out blocks of the history.
+
+    Each block (the last `holdout_days` before as_of, then earlier ones, up to `holdout_folds`) is
+    predicted from the evidence outside it, and the scores add up over blocks, weighted by their events.
+    Blocks are added newest first until each channel has MAX_HELDOUT_ROWS held-out people: one block
+    alone left the sparse channel (SMS: a few hundred people in a small export) to chance, the
+    strengths it picked swinging from world to world by more than they gained; a large export stops
+    after one block and pays nothing.
 
     Coordinate search: cohort strength; then, twice, hour-of-day blur x borrowing from the other channel
     (beta) x daily strength, triggered-send weights x daily strength, and typical rhythms (how many, how
     much of the cohort prior they replace, how far a person's events pick one) x daily strength; last
     the weekly strength.
     """
-    cut = heldout_start(base, as_of, settings)
-    train = _evidence(base, None, cut, cut, kernel, settings.half_life_days)
-    held = _evidence(base, cut, as_of, as_of, kernel, None)
     names, codes = _cohort_codes(base)
+    rng = np.random.default_rng(0)
+    past = base.engagements["channel"].to_numpy()[(base.engagements["at"] < as_of).to_numpy()]
+    wanted = np.array([MAX_HELDOUT_ROWS if (past == c).any() else 0 for c in range(2)])
+    folds: list[_Fold] = []
+    for block in heldout_blocks(base, as_of, settings):  # newest first, while some channel needs people
+        if folds and not (wanted > 0).any():
+            break
+        folds.append(_Fold.build(base, block, as_of, kernel, settings, codes, len(names), wanted, rng))
+        wanted = wanted - [0 if s is None else s.rows.size for s in folds[-1].samples]
     grid = [float(g) for g in settings.shrinkage_grid]
-    sums, pop_counts = _cohort_sums(train, codes, len(names))
     out: dict[str, dict[str, float]] = {}
     cohort_strength = np.zeros(2)
-    rng = np.random.default_rng(0)
-    chosen_rows = {}
     for c, channel in enumerate(S.CHANNELS):
-        rows = np.flatnonzero(held.counts[:, c] > 0)
-        if rows.size < 10 or train.counts[:, c].sum() == 0:
-            out[channel] = dict(DEFAULT_CHANNEL_SHRINKAGE, heldout_rows=int(rows.size))
+        used = [(fold, fold.samples[c]) for fold in folds if fold.samples[c] is not None]
+        if not used:
+            out[channel] = dict(DEFAULT_CHANNEL_SHRINKAGE, heldout_rows=0, heldout_folds=0)
             cohort_strength[c] = DEFAULT_CHANNEL_SHRINKAGE["cohort_strength"]
             continue
-        if rows.size > MAX_HELDOUT_ROWS:
-            rows = np.sort(rng.choice(rows, MAX_HELDOUT_ROWS, replace=False))
-        chosen_rows[c] = rows
+        events = [sample.events for _, sample in used]
 
-        def cohort_ll(strength: float, c: int = c, rows: np.ndarray = rows) -> float:
-            weekly = _cohorts(sums, pop_counts, np.full(2, strength)).weekly
-            return _heldout_loglik(weekly[codes[rows], c], held.take(rows), np.arange(rows.size), c)
+        def over_blocks(shape_of, c: int = c, used=used, events=events) -> float:
+            """shape_of(fold, rows) -> [rows, H]; its held-out log-likelihood over all blocks."""
+            lls = [
+                _heldout_loglik(shape_of(fold, sample.rows), sample.held, np.arange(sample.rows.size), c)
+                for fold, sample in used
+            ]
+            return float(_over_folds(lls, events))
+
+        def cohort_ll(strength: float, c: int = c, over_blocks=over_blocks) -> float:
+            return over_blocks(
+                lambda f, r: _cohorts(*f.cohort_sums, np.full(2, strength)).weekly[codes[r], c]
+            )
 
         cohort_strength[c] = max((g * 24 for g in grid), key=cohort_ll)
-        pop = np.broadcast_to(_normalise(pop_counts + 1e-3)[c], (rows.size, H))
+        population = over_blocks(
+            lambda f, r, c=c: np.broadcast_to(_normalise(f.cohort_sums[1] + 1e-3)[c], (r.size, H))
+        )
         out[channel] = {
             "cohort_strength": float(cohort_strength[c]),
-            "heldout_rows": int(rows.size),
-            "heldout_loglik_population": _heldout_loglik(pop, held.take(rows), np.arange(rows.size), c),
+            "heldout_rows": int(sum(sample.rows.size for _, sample in used)),
+            "heldout_folds": len(used),
+            "heldout_loglik_population": population,
         }
-    coh = _cohorts(sums, pop_counts, cohort_strength)
-    train_daily = _rhythm_evidence(train)
     rhythm_choices = [(k, pool) for k in RHYTHM_TYPES_GRID for pool in (False, True)]
-    pooled_shapes: dict = {}
-    for c, rows in chosen_rows.items():
-        channel = S.CHANNELS[c]
-        part, part_held, part_codes = train.take(rows), held.take(rows), codes[rows]
-        rhythms = _fit_rhythms(train_daily, codes, len(names), c, rhythm_choices, pooled_shapes)
-        inputs, scorer = (
-            _DailyInputs.build(part, coh, part_codes, c, rhythms),
-            _DailyHeldout.build(part_held, coh, part_codes, c),
-        )
-
-        def best_alpha(p: dict, alphas: list[float], inputs=inputs, scorer=scorer) -> tuple[float, dict]:
-            scores = scorer.score(_daily_shape(inputs, p, np.asarray(alphas)))
-            k = int(np.argmax(scores))
-            return float(scores[k]), dict(p, alpha_daily=alphas[k])
-
-        best = {
-            "alpha_weekly": np.inf,
-            "beta": 0.0,
-            "blur": 0.0,
-            "alpha_daily": grid[-1],
-            "trigger_weight": 0.0,
-            "other_trigger_weight": 0.0,
-            "rhythm_types": 0.0,
-            "rhythm_pooled": 0.0,
-            "rhythm_weight": 0.0,
-            "rhythm_temper": 1.0,
-            "rhythm_other": 0.0,
-        }
-        has_triggers = bool(train.triggers.any())
-        fitted = [k for k, r in rhythms.items() if r is not None]
-        for _ in range(2):  # two rounds of coordinate search
-            best = max(
-                (
-                    best_alpha(dict(best, blur=blur, beta=beta), grid)
-                    for blur in BLUR_GRID
-                    for beta in BETA_GRID
-                ),
-                key=lambda t: t[0],
-            )[1]
-            if has_triggers:
-                best = max(
-                    (
-                        best_alpha(dict(best, trigger_weight=w, other_trigger_weight=v), grid)
-                        for w in TRIGGER_GRID
-                        for v in TRIGGER_GRID
-                    ),
-                    key=lambda t: t[0],
-                )[1]
-            best = _choose_rhythms(best, fitted, lambda p: best_alpha(p, grid))
-        every = np.arange(rows.size)
-
-        def weekly_ll(
-            p: dict,
-            c: int = c,
-            part=part,
-            part_held=part_held,
-            part_codes=part_codes,
-            every=every,
-            rhythms=rhythms,
-        ) -> float:
-            return _heldout_loglik(_person_shapes(part, coh, part_codes, c, p, rhythms), part_held, every, c)
-
-        best = max((dict(best, alpha_weekly=a) for a in [*grid, np.inf]), key=weekly_ll)
-        out[channel].update({k: float(v) for k, v in best.items()})
-        out[channel]["alpha_weekly"] = min(out[channel]["alpha_weekly"], 1e6)  # JSON has no infinity
-        out[channel]["heldout_loglik"] = weekly_ll(best)
-        out[channel]["heldout_loglik_cohort"] = _heldout_loglik(
-            coh.weekly[part_codes, c], part_held, every, c
-        )
+    cohorts = [_cohorts(*fold.cohort_sums, cohort_strength) for fold in folds]
+    pooled_shapes: list[dict] = [{} for _ in folds]  # pooled rhythm shapes serve both channels
+    for c, channel in enumerate(S.CHANNELS):
+        views = []
+        for f, fold in enumerate(folds):
+            sample = fold.samples[c]
+            if sample is None:
+                continue
+            part_codes = codes[sample.rows]
+            rhythms = _fit_rhythms(
+                fold.rhythm_evidence, codes, len(names), c, rhythm_choices, pooled_shapes[f]
+            )
+            views.append(
+                _ChannelFold(
+                    sample.rows,
+                    sample.train,
+                    sample.held,
+                    part_codes,
+                    cohorts[f],
+                    rhythms,
+                    _DailyInputs.build(sample.train, cohorts[f], part_codes, c, rhythms),
+                    _DailyHeldout.build(sample.held, cohorts[f], part_codes, c),
+                )
+            )
+        if views:
+            out[channel].update(_search_channel(views, c, grid))
     return out
 
 
@@ -814,7 +969,7 @@ def build_profiles(
     settings: ProfileSettings | None = None,
     shrinkage: dict[str, dict[str, float]] | None = None,
 ) -> Profiles:
-    """Profiles from events strictly before `as_of`; `shrinkage` None chooses it on held-out weeks.
+    """Profiles from events strictly before `as_of`; `shrinkage` None chooses it on held-out blocks.
 
     BLAS runs on one thread here: the products are small ([people, 24] x [24, rhythms]) and a
     multi-threaded BLAS spinning for them on a busy 2-core machine made profiles 4x slower.
