@@ -45,6 +45,7 @@ RHYTHM_TYPES_GRID = (3, 6, 10, 16)  # number of typical daily rhythms (features/
 RHYTHM_WEIGHT_GRID = (0.5, 0.75, 1.0)  # share of the cohort prior replaced by the person's likely rhythm
 RHYTHM_TEMPER_GRID = (0.25, 0.5, 1.0)  # how far a person's own events are trusted to pick a rhythm
 RHYTHM_OTHER_GRID = (0.0, 0.25, 0.5, 1.0)  # weight of the other channel's answers in picking the rhythm
+WEEKEND_SHIFT_GRID = (-1, 0, 1, 2, 3)  # hours later the same habits run at the weekend
 # held-out people per channel, over all blocks: plenty to choose a handful of strengths
 MAX_HELDOUT_ROWS = 5_000
 UNKNOWN_TZ_SUFFIX = " (timezone unknown)"
@@ -293,13 +294,38 @@ def _cohort_codes(base: FeatureBase) -> tuple[list[str], np.ndarray]:
     return list(names), codes
 
 
-def _daily(x: np.ndarray) -> np.ndarray:
-    """[..., 168] -> [..., 24]: hours of the day, pooled over the week's days."""
-    return x.reshape(*x.shape[:-1], 7, 24).sum(axis=-2)
+def _day_types(x: np.ndarray) -> np.ndarray:
+    """[..., 168] -> [..., 2, 24]: the hours of the five weekdays and of the two weekend days, summed."""
+    days = x.reshape(*x.shape[:-1], 7, 24)
+    return np.stack([days[..., :5, :].sum(axis=-2), days[..., 5:, :].sum(axis=-2)], axis=-2)
 
 
-def _weekly(daily: np.ndarray) -> np.ndarray:
-    return np.concatenate([daily] * 7, axis=-1)
+def _shift_index(shift, shape: tuple[int, ...], sign: int) -> np.ndarray:
+    s = np.broadcast_to(np.asarray(shift, dtype=np.int64), shape)
+    return (np.arange(24) + sign * s[..., None]) % 24
+
+
+def _fold_types(types: np.ndarray, shift=0) -> np.ndarray:
+    """[..., 2, 24] -> [..., 24] on the weekday clock: a weekend hour h + shift counts as hour h.
+    `shift` (hours, an int or one per leading row, e.g. per channel) is how much later people keep the
+    same habit at the weekend."""
+    weekday, weekend = types[..., 0, :], types[..., 1, :]
+    if not np.any(shift):
+        return weekday + weekend
+    return weekday + np.take_along_axis(weekend, _shift_index(shift, weekend.shape[:-1], +1), axis=-1)
+
+
+def _daily(x: np.ndarray, shift=0) -> np.ndarray:
+    """[..., 168] -> [..., 24]: hours of the day pooled over the week's days, on the weekday clock."""
+    return _fold_types(_day_types(x), shift)
+
+
+def _weekly(daily: np.ndarray, shift=0) -> np.ndarray:
+    """[..., 24] -> [..., 168]: the weekday clock laid over the week, weekend days `shift` hours later."""
+    if not np.any(shift):
+        return np.concatenate([daily] * 7, axis=-1)
+    weekend = np.take_along_axis(daily, _shift_index(shift, daily.shape[:-1], -1), axis=-1)
+    return np.concatenate([daily] * 5 + [weekend] * 2, axis=-1)
 
 
 def _blur(x: np.ndarray, width: float) -> np.ndarray:
@@ -312,9 +338,10 @@ def _blur(x: np.ndarray, width: float) -> np.ndarray:
 @dataclass
 class _Cohorts:
     weekly: np.ndarray  # [k, 2, 168] cohort shapes
-    daily: np.ndarray  # [k, 2, 24] normalised
+    daily: np.ndarray  # [k, 2, 24] normalised, on the weekday clock
     modulation: np.ndarray  # [k, 2, 168]: weekly shape relative to its hour-of-day pattern
     population: np.ndarray  # [2, 168]
+    shifts: np.ndarray  # [2] per channel, hours later at the weekend (the weekend_shift strength)
 
 
 def _group_sum(x: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
@@ -345,22 +372,26 @@ def _cohort_sums(ev: _Evidence, codes: np.ndarray, n_cohorts: int) -> tuple[np.n
     return _pooled_corrected(counts, exposure), population
 
 
-def _cohorts(sums: np.ndarray, pop_counts: np.ndarray, strength: np.ndarray) -> _Cohorts:
-    """Cohort (timezone x channel) shapes, smoothed toward the population with `strength` events per channel."""
+def _cohorts(
+    sums: np.ndarray, pop_counts: np.ndarray, strength: np.ndarray, shifts: np.ndarray | None = None
+) -> _Cohorts:
+    """Cohort (timezone x channel) shapes, smoothed toward the population with `strength` events per
+    channel; `shifts` per channel: hours later at the weekend (see `_fold_types`)."""
+    shifts = np.zeros(2, dtype=np.int64) if shifts is None else np.asarray(shifts, dtype=np.int64)
     pop = _normalise(pop_counts + 1e-3)  # [2, H]
     weekly = _normalise(sums + np.asarray(strength)[None, :, None] * pop[None])
-    daily = _daily(weekly)
-    return _Cohorts(weekly, daily, _day_type_modulation(weekly, daily), pop)
+    daily = _daily(weekly, shifts)
+    return _Cohorts(weekly, daily, _day_type_modulation(weekly, daily, shifts), pop, shifts)
 
 
-def _day_type_modulation(weekly: np.ndarray, daily: np.ndarray) -> np.ndarray:
-    """How a weekday's and a weekend day's hours differ from the average day, pooled over the five
-    weekdays and the two weekend days: people shift their habits on weekends, but one cohort hour of
-    the week is too little data to say more than that."""
+def _day_type_modulation(weekly: np.ndarray, daily: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """How a weekday's and a weekend day's hours differ from the average day laid over the week (weekend
+    days shifted), pooled over the five weekdays and the two weekend days: one cohort hour of the week
+    is too little data to say more than that."""
     days = weekly.reshape(*weekly.shape[:-1], 7, 24)
-    average = np.maximum(daily / 7.0, 1e-12)[..., None, :]
-    weekday = days[..., :5, :].mean(axis=-2, keepdims=True) / average
-    weekend = days[..., 5:, :].mean(axis=-2, keepdims=True) / average
+    average = _weekly(np.maximum(daily / 7.0, 1e-12), shifts).reshape(days.shape)
+    weekday = days[..., :5, :].mean(axis=-2, keepdims=True) / average[..., :1, :]
+    weekend = days[..., 5:, :].mean(axis=-2, keepdims=True) / average[..., 5:6, :]
     per_day = np.concatenate([np.repeat(weekday, 5, axis=-2), np.repeat(weekend, 2, axis=-2)], axis=-2)
     return per_day.reshape(weekly.shape)
 
@@ -393,7 +424,7 @@ class _DailyInputs:
         c: int,
         rhythms: dict[tuple[int, bool], Rhythms | None],
     ) -> _DailyInputs:
-        d, t = _daily(ev.corrected), _daily(ev.triggers)
+        d, t, sc = _daily(ev.corrected, coh.shifts), _daily(ev.triggers, coh.shifts), coh.shifts
         return cls(
             d[:, c],
             d[:, 1 - c],
@@ -404,10 +435,10 @@ class _DailyInputs:
             ev.counts[:, 1 - c],
             codes,
             rhythms,
-            _daily(ev.hourly[:, c]),
-            _normalise(_daily(ev.exposure[:, c])),
-            _daily(ev.hourly[:, 1 - c]),
-            _normalise(_daily(ev.exposure[:, 1 - c])),
+            _daily(ev.hourly[:, c], sc[c]),
+            _normalise(_daily(ev.exposure[:, c], sc[c])),
+            _daily(ev.hourly[:, 1 - c], sc[1 - c]),
+            _normalise(_daily(ev.exposure[:, 1 - c], sc[1 - c])),
         )
 
     def typical(self, key: tuple[int, bool], temper: float, other: float, w: float, v: float) -> np.ndarray:
@@ -429,8 +460,9 @@ class _DailyInputs:
 
 
 def _rhythm_evidence(ev: _Evidence) -> np.ndarray:
-    """[n, 2, 24]: corrected engagements and triggered sends by hour of day, what rhythms are fitted on."""
-    return _daily(ev.corrected + ev.triggers)
+    """[n, 2, 2, 24]: corrected engagements and triggered sends by day type and hour, what rhythms are
+    fitted on once folded onto the weekday clock (`_fold_types`)."""
+    return _day_types(ev.corrected + ev.triggers)
 
 
 def _fit_rhythms(
@@ -504,7 +536,7 @@ def _person_shapes(
 ) -> np.ndarray:
     """Two-level smoothing for channel c: hour-of-day first (dense data), then the hour of the week."""
     daily = _daily_shape(_DailyInputs.build(ev, coh, codes, c, rhythms), p)
-    weekly_prior = _normalise(_weekly(daily) * coh.modulation[codes, c])
+    weekly_prior = _normalise(_weekly(daily, coh.shifts[c]) * coh.modulation[codes, c])
     if not np.isfinite(p["alpha_weekly"]):
         return weekly_prior
     return _normalise(ev.corrected[:, c] + p["alpha_weekly"] * weekly_prior)
@@ -528,10 +560,9 @@ class _DailyHeldout:
 
     @classmethod
     def build(cls, held: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int) -> _DailyHeldout:
-        counts = _daily(held.hourly[:, c])
-        return cls(
-            counts, _daily(coh.modulation[codes, c] * held.exposure[:, c]), float(max(counts.sum(), 1e-9))
-        )
+        counts = _daily(held.hourly[:, c], coh.shifts[c])
+        weight = _daily(coh.modulation[codes, c] * held.exposure[:, c], coh.shifts[c])
+        return cls(counts, weight, float(max(counts.sum(), 1e-9)))
 
     def score(self, q: np.ndarray) -> np.ndarray:
         """q is [..., m, 24]; one score per leading index."""
@@ -563,6 +594,7 @@ DEFAULT_CHANNEL_SHRINKAGE = {
     "rhythm_weight": 0.0,
     "rhythm_temper": 1.0,
     "rhythm_other": 0.0,
+    "weekend_shift": 0.0,
 }
 
 
@@ -691,33 +723,50 @@ def _over_folds(scores: list, weights: list[float]):
     return sum(w * x for w, x in zip(weights, scores, strict=True)) / max(sum(weights), 1e-9)
 
 
-def _search_channel(views: list[_ChannelFold], c: int, grid: list[float]) -> dict[str, float]:
-    """The coordinate search of one channel's strengths, scored over all held-out blocks at once."""
-    events = [v.events for v in views]
+class _Scores:
+    """Held-out scores of one channel's strengths over all blocks at once."""
 
-    def best_alpha(p: dict, alphas: list[float]) -> tuple[float, dict]:
-        shapes = [v.scorer.score(_daily_shape(v.inputs, p, np.asarray(alphas))) for v in views]
-        scores = _over_folds(shapes, events)
+    def __init__(self, views: list[_ChannelFold], c: int):
+        self.views, self.c, self.events = views, c, [v.events for v in views]
+
+    def best_alpha(self, p: dict, alphas: list[float]) -> tuple[float, dict]:
+        """The best daily strength for p, by the hour-of-day score (fast, up to terms p does not change)."""
+        shapes = [v.scorer.score(_daily_shape(v.inputs, p, np.asarray(alphas))) for v in self.views]
+        scores = _over_folds(shapes, self.events)
         k = int(np.argmax(scores))
         return float(scores[k]), dict(p, alpha_daily=alphas[k])
 
-    def weekly_ll(p: dict) -> float:
-        lls = [v.loglik(_person_shapes(v.train, v.cohorts, v.codes, c, p, v.rhythms), c) for v in views]
-        return float(_over_folds(lls, events))
+    def weekly_ll(self, p: dict) -> float:
+        """The full held-out log-likelihood of the hour-of-week shapes p gives."""
+        c = self.c
+        lls = [v.loglik(_person_shapes(v.train, v.cohorts, v.codes, c, p, v.rhythms), c) for v in self.views]
+        return float(_over_folds(lls, self.events))
 
-    best = {
-        "alpha_weekly": np.inf,
-        "beta": 0.0,
-        "blur": 0.0,
-        "alpha_daily": grid[-1],
-        "trigger_weight": 0.0,
-        "other_trigger_weight": 0.0,
-        "rhythm_types": 0.0,
-        "rhythm_pooled": 0.0,
-        "rhythm_weight": 0.0,
-        "rhythm_temper": 1.0,
-        "rhythm_other": 0.0,
-    }
+    def cohort_ll(self) -> float:
+        lls = [v.loglik(v.cohorts.weekly[v.codes, self.c], self.c) for v in self.views]
+        return float(_over_folds(lls, self.events))
+
+
+SEARCH_START = {
+    "alpha_weekly": np.inf,
+    "beta": 0.0,
+    "blur": 0.0,
+    "alpha_daily": 512.0,
+    "trigger_weight": 0.0,
+    "other_trigger_weight": 0.0,
+    "rhythm_types": 0.0,
+    "rhythm_pooled": 0.0,
+    "rhythm_weight": 0.0,
+    "rhythm_temper": 1.0,
+    "rhythm_other": 0.0,
+}
+
+
+def _search_channel(views: list[_ChannelFold], c: int, grid: list[float]) -> dict[str, float]:
+    """The coordinate search of one channel's strengths, scored over all held-out blocks at once."""
+    scores = _Scores(views, c)
+    best_alpha = scores.best_alpha
+    best = dict(SEARCH_START, alpha_daily=grid[-1])
     has_triggers = any(bool(v.train.triggers.any()) for v in views)
     fitted = sorted({k for v in views for k, r in v.rhythms.items() if r is not None})
     for _ in range(2):  # two rounds of coordinate search
@@ -735,14 +784,68 @@ def _search_channel(views: list[_ChannelFold], c: int, grid: list[float]) -> dic
                 key=lambda t: t[0],
             )[1]
         best = _choose_rhythms(best, fitted, lambda p: best_alpha(p, grid))
-    best = max((dict(best, alpha_weekly=a) for a in [*grid, np.inf]), key=weekly_ll)
+    best = max((dict(best, alpha_weekly=a) for a in [*grid, np.inf]), key=scores.weekly_ll)
     out = {k: float(v) for k, v in best.items()}
     out["alpha_weekly"] = min(out["alpha_weekly"], 1e6)  # JSON has no infinity
-    out["heldout_loglik"] = weekly_ll(best)
-    out["heldout_loglik_cohort"] = float(
-        _over_folds([v.loglik(v.cohorts.weekly[v.codes, c], c) for v in views], events)
-    )
+    out["heldout_loglik"] = scores.weekly_ll(best)
+    out["heldout_loglik_cohort"] = scores.cohort_ll()
     return out
+
+
+def _channel_views(
+    folds: list[_Fold],
+    codes: np.ndarray,
+    c: int,
+    cohorts: list[_Cohorts],
+    rhythms: list[dict[tuple[int, bool], Rhythms | None]],
+) -> list[_ChannelFold]:
+    """Channel c's view of every block that has held-out people on it."""
+    views = []
+    for fold, coh, rhy in zip(folds, cohorts, rhythms, strict=True):
+        sample = fold.samples[c]
+        if sample is None:
+            continue
+        part_codes = codes[sample.rows]
+        views.append(
+            _ChannelFold(
+                sample.rows,
+                sample.train,
+                sample.held,
+                part_codes,
+                coh,
+                rhy,
+                _DailyInputs.build(sample.train, coh, part_codes, c, rhy),
+                _DailyHeldout.build(sample.held, coh, part_codes, c),
+            )
+        )
+    return views
+
+
+def _choose_weekend_shift(
+    folds: list[_Fold], codes: np.ndarray, strength: np.ndarray, grid: list[float]
+) -> int:
+    """How many hours later habits run at the weekend, by the full held-out log-likelihood of both
+    channels' hour-of-week shapes (each channel at its best blur and daily strength for that shift).
+
+    A shift lets a person's weekday habit, learnt from all seven days, land at the right weekend hour;
+    the cohort's weekday/weekend modulation alone can only reweigh hours, not move a personal peak.
+    One shift for both channels: a person's weekend lie-in moves both, and a small export's few
+    weekend SMS answers alone picked shifts at random. 0 is one of the choices."""
+    channels = [c for c in range(2) if any(fold.samples[c] is not None for fold in folds)]
+
+    def score(shift: int) -> float:
+        cohorts = [_cohorts(*fold.cohort_sums, strength, np.full(2, shift)) for fold in folds]
+        total, events = 0.0, 0.0
+        for c in channels:
+            scores = _Scores(_channel_views(folds, codes, c, cohorts, [{}] * len(folds)), c)
+            best = max(
+                (scores.best_alpha(dict(SEARCH_START, blur=b), grid) for b in BLUR_GRID), key=lambda t: t[0]
+            )
+            total += scores.weekly_ll(best[1]) * sum(scores.events)
+            events += sum(scores.events)
+        return total / max(events, 1e-9)
+
+    return max(WEEKEND_SHIFT_GRID, key=score)
 
 
 def choose_shrinkage(
@@ -806,33 +909,23 @@ def choose_shrinkage(
             "heldout_folds": len(used),
             "heldout_loglik_population": population,
         }
+    shifts = np.full(2, _choose_weekend_shift(folds, codes, cohort_strength, grid) if folds else 0)
+    for c, channel in enumerate(S.CHANNELS):
+        out[channel]["weekend_shift"] = float(shifts[c])
     rhythm_choices = [(k, pool) for k in RHYTHM_TYPES_GRID for pool in (False, True)]
-    cohorts = [_cohorts(*fold.cohort_sums, cohort_strength) for fold in folds]
+    cohorts = [_cohorts(*fold.cohort_sums, cohort_strength, shifts) for fold in folds]
+    folded = [_fold_types(fold.rhythm_evidence, shifts) for fold in folds]
     pooled_shapes: list[dict] = [{} for _ in folds]  # pooled rhythm shapes serve both channels
     for c, channel in enumerate(S.CHANNELS):
-        views = []
-        for f, fold in enumerate(folds):
-            sample = fold.samples[c]
-            if sample is None:
-                continue
-            part_codes = codes[sample.rows]
-            rhythms = _fit_rhythms(
-                fold.rhythm_evidence, codes, len(names), c, rhythm_choices, pooled_shapes[f]
-            )
-            views.append(
-                _ChannelFold(
-                    sample.rows,
-                    sample.train,
-                    sample.held,
-                    part_codes,
-                    cohorts[f],
-                    rhythms,
-                    _DailyInputs.build(sample.train, cohorts[f], part_codes, c, rhythms),
-                    _DailyHeldout.build(sample.held, cohorts[f], part_codes, c),
-                )
-            )
-        if views:
-            out[channel].update(_search_channel(views, c, grid))
+        if not any(fold.samples[c] is not None for fold in folds):
+            continue
+        rhythms = [
+            _fit_rhythms(daily, codes, len(names), c, rhythm_choices, pooled)
+            if fold.samples[c] is not None
+            else {}
+            for fold, daily, pooled in zip(folds, folded, pooled_shapes, strict=True)
+        ]
+        out[channel].update(_search_channel(_channel_views(folds, codes, c, cohorts, rhythms), c, grid))
     return out
 
 
@@ -985,9 +1078,11 @@ def build_profiles(
     names, codes = _cohort_codes(base)
     ev = _evidence(base, None, as_of, as_of, kernel, settings.half_life_days)
     params = [shrinkage[c] for c in S.CHANNELS]
-    coh = _cohorts(*_cohort_sums(ev, codes, len(names)), np.array([p["cohort_strength"] for p in params]))
+    shifts = np.array([int(p.get("weekend_shift", 0)) for p in params])
+    strengths = np.array([p["cohort_strength"] for p in params])
+    coh = _cohorts(*_cohort_sums(ev, codes, len(names)), strengths, shifts)
     cohort_shape, pop_shape = coh.weekly, coh.population
-    daily = _rhythm_evidence(ev) if any(_rhythm_types(p) for p in params) else None
+    daily = _fold_types(_rhythm_evidence(ev), shifts) if any(_rhythm_types(p) for p in params) else None
     shape = np.empty(ev.corrected.shape, np.float32)
     pooled_shapes: dict = {}
     for c in range(2):
