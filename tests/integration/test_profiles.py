@@ -12,7 +12,14 @@ from sendtime import schema as S
 from sendtime.features import profiles as profiles_module
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
-from sendtime.features.profiles import _evidence, build_profiles, delay_kernel, heldout_blocks
+from sendtime.features.profiles import (
+    _daily,
+    _evidence,
+    _weekly,
+    build_profiles,
+    delay_kernel,
+    heldout_blocks,
+)
 from sendtime.training import capture
 
 pytestmark = pytest.mark.integration
@@ -92,6 +99,44 @@ def test_strengths_are_chosen_on_as_many_blocks_as_a_channel_needs(base, test_se
     few = build_profiles(base, as_of, test_settings.profiles).shrinkage
     for c in S.CHANNELS:
         assert few[c]["heldout_folds"] == 1 and few[c]["heldout_rows"] == 20
+
+
+def test_weekend_shift_folds_onto_the_weekday_clock_and_back():
+    """Folding the week onto the weekday clock is the transpose of laying a day over the week, so the
+    held-out score of a folded count is the score of the week; shift 0 is plain pooling of the days."""
+    rng = np.random.default_rng(0)
+    week, day = rng.random((3, 2, S.HOURS_PER_WEEK)), rng.random((3, 2, 24))
+    shifts = np.array([2, -1])
+    assert np.isclose((_daily(week, shifts) * day).sum(), (week * _weekly(day, shifts)).sum())
+    laid = _weekly(day, shifts)
+    np.testing.assert_allclose(laid[:, 0, 5 * 24 + 9], day[:, 0, 7])  # Saturday 09:00 ~ weekday 07:00
+    np.testing.assert_allclose(laid[:, 1, 6 * 24 + 9], day[:, 1, 10])
+    np.testing.assert_allclose(laid[:, :, :24], day)
+    np.testing.assert_allclose(_daily(week, 0), week.reshape(3, 2, 7, 24).sum(axis=2))
+
+
+def test_weekend_shift_follows_the_weekend_habits(base, test_settings):
+    """Move every weekend event two hours earlier and the chosen shift moves with it."""
+    as_of = _as_of(base)
+    before = build_profiles(base, as_of, test_settings.profiles).shrinkage[S.EMAIL]["weekend_shift"]
+
+    def earlier(frame: pd.DataFrame) -> pd.DataFrame:
+        how = frame["how"].to_numpy()
+        day, hour = how // 24, how % 24
+        return frame.assign(how=np.where(day >= 5, day * 24 + (hour - 2) % 24, how).astype(how.dtype))
+
+    moved = FeatureBase(
+        subscribers=base.subscribers,
+        addresses=base.addresses,
+        sends=earlier(base.sends),
+        engagements=earlier(base.engagements),
+        optouts=base.optouts,
+        has_sends=base.has_sends,
+    )
+    after = build_profiles(moved, as_of, test_settings.profiles).shrinkage
+    print(f"weekend shift {before} -> {after[S.EMAIL]['weekend_shift']}")
+    assert before >= 1  # the simulator's people keep their habits 1-2.5 h later at the weekend
+    assert after[S.EMAIL]["weekend_shift"] == after[S.SMS]["weekend_shift"] == before - 2
 
 
 def test_profile_table_holds_no_address_and_values_in_range(base, small_world, test_settings):
