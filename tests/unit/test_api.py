@@ -8,7 +8,9 @@ timing, and that the predictor's latency memos give exactly the numbers of its p
 from __future__ import annotations
 
 import json
+import time
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -394,3 +396,33 @@ def test_latency_memos_give_exactly_the_vectorised_numbers(served, monkeypatch):
         assert a.dtype == b.dtype and a.shape == b.shape, name
         assert pd.Series(a.reshape(-1)).equals(pd.Series(b.reshape(-1))), name
     assert np.array_equal(got_scores, plain.score(want, hours))
+
+
+def test_threads_scoring_at_once_each_predict_on_their_own_booster(served):
+    """LightGBM's predict writes per-call state into its booster, so overlapping threads must not
+    share one: each takes a copy, and the copies score exactly what the original does."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sendtime.features import local_time
+    from sendtime.serving.predictor import Predictor
+
+    predictor, settings, known = served
+    fresh = Predictor(predictor.booster, predictor.profiles, settings, predictor.model_version)
+    audience = fresh.resolve(known["emails"], known["phones"])
+    hours = local_time.candidate_hours(pd.Timestamp("2026-11-02T05:30Z"), pd.Timestamp("2026-11-04T05:30Z"))
+    alone = fresh.score(audience, hours)
+    seen: set[int] = set()
+    real_predict = lgb.Booster.predict
+
+    def tracking_predict(self, *args, **kwargs):
+        seen.add(id(self))
+        time.sleep(0.05)  # hold the booster long enough for the calls to overlap
+        return real_predict(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lgb.Booster, "predict", tracking_predict)
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(lambda _: fresh.score(audience, hours), range(4)))
+    assert len(seen) > 1 and id(predictor.booster) in seen
+    for scores in together:
+        assert np.array_equal(scores, alone)

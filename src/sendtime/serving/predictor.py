@@ -8,7 +8,9 @@ profile, their cohort (timezone from the phone number) or the population.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import queue
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -79,6 +81,8 @@ class Predictor:
                 f"computes {FEATURES}: train a new version with `sendtime train`"
             )
         self.booster = booster
+        self._idle_boosters: queue.SimpleQueue = queue.SimpleQueue()  # see `_a_booster`
+        self._idle_boosters.put(booster)
         self.profiles = profiles
         self.settings = settings
         self.model_version = str(model_version)
@@ -395,10 +399,26 @@ class Predictor:
         X = feature_matrix(g, self.profiles, idx, channel, how)
         if threads is None:
             threads = self.settings.training.lgbm.get("num_threads", 2) if len(X) >= PARALLEL_ROWS else 1
-        pred = self.booster.predict(X, num_threads=threads)
+        with self._a_booster() as booster:
+            pred = booster.predict(X, num_threads=threads)
         # Trees give a step function: many of a person's hours share one probability. Among hours the
         # model cannot tell apart, the profile's own ranking decides (at most a 0.1% nudge).
         return pred * (1.0 + TIE_BREAK * X[:, RANK_COLUMN])
+
+    @contextlib.contextmanager
+    def _a_booster(self):
+        """A booster no other thread is predicting with. LightGBM's predict writes per-call state into
+        the booster it is given (LightGBM issue 6142), so threads scoring at once (chunks of a campaign,
+        concurrent API requests) each take their own copy, made from the model text the first time
+        two overlap and kept for the next call. The copies predict exactly what the original does."""
+        try:
+            booster = self._idle_boosters.get_nowait()
+        except queue.Empty:
+            booster = lgb.Booster(model_str=self.booster.model_to_string())
+        try:
+            yield booster
+        finally:
+            self._idle_boosters.put(booster)
 
     # ------------------------------------------------------------------------ scoring only what is needed
     @functools.cached_property
