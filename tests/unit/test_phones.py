@@ -1,6 +1,6 @@
-"""The bulk phone path (`features.phones`) answers exactly as the plain path: `identity` for the E.164
-form (parse, is_valid_number, format) and `local_time` for the timezone (which parses the E.164 text
-again), on valid, invalid, national, international and garbage numbers, in one process or several."""
+"""The bulk phone path (`features.phones`) answers exactly as the plain path: `phonenumbers` for the
+E.164 form (parse, is_valid_number, format) and `local_time` for the timezone (which parses the E.164
+text again), on valid, invalid, national, international and garbage numbers, in one process or several."""
 
 from __future__ import annotations
 
@@ -30,8 +30,18 @@ MIX = [
 ]  # fmt: skip
 
 
+def _plain_e164(text: str, region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(str(text).strip(), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def _plain(text: str, region: str) -> tuple[str | None, str | None]:
-    e164 = identity._e164(text, region)
+    e164 = _plain_e164(text, region)
     return e164, (None if e164 is None else local_time._zone_for_number(e164))
 
 
@@ -41,12 +51,18 @@ def test_each_number_parses_as_the_plain_path_does(region):
         assert phones.parse_phone(text, region) == _plain(text, region), text
 
 
-def test_canonical_texts_parse_as_normalise_phones_does():
-    raw = pd.Series([*MIX, 12125550123.0, 4479111234.0], dtype=object)
+def test_normalise_phones_answers_as_the_plain_path_and_keeps_the_zones_it_parsed():
+    raw = pd.Series([*MIX, 12125550123.0, 4479111234.0, "+12125550123"], dtype=object)
     canonical = identity.canonical_phones(raw, "US")
-    e164, _ = phones.parse_phones(canonical.to_numpy(dtype=object), "US")
-    expected = identity.normalise_phones(raw, "US")
-    assert [None if pd.isna(v) else v for v in expected] == e164
+    expected = [None if pd.isna(t) else _plain_e164(t, "US") for t in canonical]
+    zones: dict = {}
+    got = identity.normalise_phones(raw, "US", zones)
+    assert [None if pd.isna(v) else v for v in got] == expected
+    valid = got.dropna()
+    assert set(zones) == set(valid)
+    pd.testing.assert_series_equal(
+        phones.zones_for_e164(valid, zones), local_time.timezones_from_phones(valid), check_names=False
+    )
 
 
 def test_random_numbers_of_many_countries():

@@ -18,7 +18,6 @@ across runs for the same inputs and salt, and never containing a raw address.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import phonenumbers
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from sendtime.features import phones
 from sendtime.schema import (
     ADDRESS,
     ADDRESS_A,
@@ -70,23 +70,6 @@ def _phone_text(value: object) -> str:
     return str(value).strip()
 
 
-@functools.lru_cache(maxsize=1_000_000)
-def _e164_text(text: str, region: str) -> str | None:
-    """Parsing is the slow step (~0.1 ms): the same number met again (events, subscribers, links,
-    audiences) is looked up, not parsed."""
-    return _e164(text, region)
-
-
-def _e164(value: object, region: str) -> str | None:
-    try:
-        number = phonenumbers.parse(_phone_text(value), region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def _canonical_phone_text(uniques: pd.Series, region: str) -> pd.Series:
     """Cheap, vectorised pre-normalisation so that the formats of one number collapse before parsing.
 
@@ -110,20 +93,53 @@ def canonical_phones(values: pd.Series, default_region: str = "US") -> pd.Series
     return _per_unique(values, lambda u: _canonical_phone_text(u, default_region))
 
 
-def normalise_phones(values: pd.Series, default_region: str = "US") -> pd.Series:
-    """E.164 numbers; national formats read in `default_region`; <NA> when unparseable or invalid."""
-
-    def transform(uniques: pd.Series) -> pd.Series:
-        canonical = _canonical_phone_text(uniques, default_region)
-        return _per_unique(canonical, lambda u: u.map(lambda v: _e164_text(str(v), default_region)))
-
-    return _per_unique(values, transform)
+_PARSED: dict[
+    tuple[str, str], tuple[str | None, str | None]
+] = {}  # (canonical text, region) -> (E.164, zone)
+PARSED_MAX = 1_000_000  # numbers kept between calls (events, subscribers, links meet the same ones)
 
 
-def normalise_addresses(addresses: pd.Series, channels: pd.Series, default_region: str) -> pd.Series:
-    """Each address normalised by the rules of its own channel; <NA> when unusable or the channel unknown."""
+def normalise_phones(
+    values: pd.Series, default_region: str = "US", zones: dict[str, str | None] | None = None
+) -> pd.Series:
+    """E.164 numbers; national formats read in `default_region`; <NA> when unparseable or invalid.
+
+    Each distinct number is parsed once (`phones.parse_phones`, on every core for many) and kept for
+    the next call: the events, the subscribers table and the links repeat the same numbers. `zones`,
+    when given, collects each valid number's timezone from that same parse, so that the timezones of
+    the people's phones (`phones.zones_for_e164`) need no second parse.
+    """
+
+    def parse(texts: pd.Series) -> pd.Series:
+        keys = [(str(t), default_region) for t in texts]
+        answers = {k: _PARSED[k] for k in keys if k in _PARSED}
+        todo = [k for k in keys if k not in answers]
+        if todo:
+            e164, found = phones.parse_phones([k[0] for k in todo], default_region)
+            fresh = dict(zip(todo, zip(e164, found, strict=True), strict=True))
+            answers.update(fresh)
+            if len(_PARSED) + len(fresh) > PARSED_MAX:
+                _PARSED.clear()
+            _PARSED.update(fresh)
+        if zones is not None:
+            zones.update(answers[k] for k in keys if answers[k][0] is not None)
+        return pd.Series([answers[k][0] for k in keys], index=texts.index, dtype=object)
+
+    return _per_unique(
+        values, lambda uniques: _per_unique(_canonical_phone_text(uniques, default_region), parse)
+    )
+
+
+def normalise_addresses(
+    addresses: pd.Series,
+    channels: pd.Series,
+    default_region: str,
+    zones: dict[str, str | None] | None = None,
+) -> pd.Series:
+    """Each address normalised by the rules of its own channel; <NA> when unusable or the channel unknown.
+    `zones`: see `normalise_phones`."""
     channel = channels.astype("string").str.strip().str.lower().to_numpy(dtype=object)
-    rules = {EMAIL: normalise_emails, SMS: lambda v: normalise_phones(v, default_region)}
+    rules = {EMAIL: normalise_emails, SMS: lambda v: normalise_phones(v, default_region, zones)}
     out = pd.Series(pd.NA, index=addresses.index, dtype="string")
     for name, normalise in rules.items():
         rows = np.flatnonzero(channel == name)

@@ -1,11 +1,13 @@
 """Phone numbers in bulk: each distinct number parsed once, its E.164 form and its timezone read from
 that one parse, on every core for large inputs.
 
-Why: `phonenumbers` is pure Python, and the plain path pays for a never-seen number twice: once in
-`identity.normalise_phones` (parse, validity, format) and again in `local_time.timezones_from_phones`
-(which parses the E.164 text and computes the number's type once more): ~35 us a number, ~45 s for a
-million. Here one parse and one type check: ~8 us for the canonical '+1' text most numbers come as
-(`_parse`, `_number_type`), ~20 us for any other shape, and `parse_phones` splits them over the cores.
+Why: `phonenumbers` is pure Python, and the plain path pays for a never-seen number twice: once to
+normalise it (parse, validity, format) and again in `local_time.timezones_from_phones` (which parses
+the E.164 text and computes the number's type once more): ~35 us a number, ~45 s for a million. Here
+one parse and one type check: ~8 us for the canonical '+1' text most numbers come as (`_parse`,
+`_number_type`), ~20 us for any other shape, and `parse_phones` splits them over the cores. Both the
+service (`Predictor.resolve`) and the training path (`identity.normalise_phones`, whose parse also
+hands the timezones to `prepare`) go this way.
 
 The answers are exactly the plain path's (tests/unit/test_phones.py compares them on valid, invalid,
 national, international and garbage numbers, and on thousands of random ones), because `phonenumbers`

@@ -8,6 +8,7 @@ because exports repeat the same address thousands of times.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
-from sendtime.features import identity, local_time, signals
+from sendtime.features import identity, local_time, phones, signals
 from sendtime.features.load import DataFolder
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,10 @@ class FeatureBase:
 
 
 def _distinct_addresses(
-    data: DataFolder, default_region: str
+    data: DataFolder, default_region: str, zones: dict[str, str | None] | None = None
 ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
-    """Normalise each distinct (channel, raw address) once; map events to it by integer codes."""
+    """Normalise each distinct (channel, raw address) once; map events to it by integer codes.
+    `zones` collects the timezones of the phone numbers parsed (`identity.normalise_phones`)."""
     ev = data.events
     addr_codes, addr_uniques = pd.factorize(ev[S.ADDRESS])
     pair = addr_codes.astype(np.int64) * len(S.CHANNELS) + ev[S.CHANNEL].cat.codes.to_numpy()
@@ -56,7 +58,9 @@ def _distinct_addresses(
             "raw": np.asarray(addr_uniques, dtype=object)[pairs // len(S.CHANNELS)],
         }
     )
-    distinct[S.ADDRESS] = identity.normalise_addresses(distinct["raw"], distinct[S.CHANNEL], default_region)
+    distinct[S.ADDRESS] = identity.normalise_addresses(
+        distinct["raw"], distinct[S.CHANNEL], default_region, zones
+    )
     unusable = distinct[S.ADDRESS].isna().to_numpy()
     event_bad = unusable[codes]
     reject_rows = pd.DataFrame(
@@ -75,19 +79,25 @@ def _distinct_addresses(
     return distinct, codes, reject_rows
 
 
-def _subscriber_addresses(data: DataFolder, default_region: str) -> pd.DataFrame | None:
+def _subscriber_addresses(
+    data: DataFolder, default_region: str, zones: dict[str, str | None] | None = None
+) -> pd.DataFrame | None:
     if data.subscribers is None:
         return None
     subs = data.subscribers.copy()
-    subs[S.ADDRESS] = identity.normalise_addresses(subs[S.ADDRESS], subs[S.CHANNEL], default_region)
+    subs[S.ADDRESS] = identity.normalise_addresses(subs[S.ADDRESS], subs[S.CHANNEL], default_region, zones)
     return subs[subs[S.ADDRESS].notna()]
 
 
 def timezone_sources(
-    subs: pd.DataFrame, idmap: identity.IdentityMap, table: pd.DataFrame | None
+    subs: pd.DataFrame,
+    idmap: identity.IdentityMap,
+    table: pd.DataFrame | None,
+    zones: Mapping[str, str | None] | None = None,
 ) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Per person (by row of `subs`): timezone of their own subscribers-table row, of their phone number,
-    and of a linked row; <NA> where the source says nothing. Needs no events."""
+    and of a linked row; <NA> where the source says nothing. Needs no events. `zones`: the timezones of
+    numbers already parsed (E.164 -> zone), which are not parsed again."""
     n = len(subs)
     table_tz = pd.Series(pd.NA, index=range(n), dtype=object)
     linked_tz = pd.Series(pd.NA, index=range(n), dtype=object)
@@ -103,12 +113,16 @@ def timezone_sources(
         table_tz.loc[only_phone["sub"].astype(int).to_numpy()] = only_phone[S.TIMEZONE].to_numpy()
         both = other[other["sub"].isin(own["sub"])]
         linked_tz.loc[both["sub"].astype(int).to_numpy()] = both[S.TIMEZONE].to_numpy()
-    phone_tz = local_time.timezones_from_phones(subs["phone"]).reset_index(drop=True)
+    phone_tz = phones.zones_for_e164(subs["phone"], zones or {}).reset_index(drop=True)
     return table_tz, phone_tz, linked_tz
 
 
 def _resolve_timezones(
-    subs: pd.DataFrame, idmap: identity.IdentityMap, table: pd.DataFrame | None, settings: Settings
+    subs: pd.DataFrame,
+    idmap: identity.IdentityMap,
+    table: pd.DataFrame | None,
+    settings: Settings,
+    zones: Mapping[str, str | None] | None = None,
 ) -> pd.DataFrame:
     """Timezone per person by precedence: own row in the subscribers table, phone, linked row, default.
 
@@ -116,7 +130,7 @@ def _resolve_timezones(
     left on the default get a zone inferred from their activity per profile instant instead
     (`profiles.timezones_as_of`), from the events before that instant only.
     """
-    table_tz, phone_tz, linked_tz = timezone_sources(subs, idmap, table)
+    table_tz, phone_tz, linked_tz = timezone_sources(subs, idmap, table, zones)
     activity_tz = pd.Series(pd.NA, index=range(len(subs)), dtype=object)
     return finish_timezones(subs, (table_tz, phone_tz, linked_tz, activity_tz), settings)
 
@@ -190,8 +204,9 @@ def address_lookup(idmap: identity.IdentityMap) -> pd.DataFrame:
 def build_feature_base(data: DataFolder, settings: Settings, progress: bool = False) -> FeatureBase:
     """Identity, engagement signals and local time for a whole data folder."""
     region = settings.data.default_region
-    distinct, codes, address_rejects = _distinct_addresses(data, region)
-    table = _subscriber_addresses(data, region)
+    zones: dict[str, str | None] = {}  # phone timezones from the parse that normalises the numbers
+    distinct, codes, address_rejects = _distinct_addresses(data, region, zones)
+    table = _subscriber_addresses(data, region, zones)
     idmap, subs = resolve_people(distinct[distinct[S.ADDRESS].notna()], table, data.links, settings)
     subscriber_ids = pd.Index(subs[S.SUBSCRIBER_ID])
 
@@ -214,7 +229,7 @@ def build_feature_base(data: DataFolder, settings: Settings, progress: bool = Fa
     frame["at"] = pd.to_datetime(frame["at"], utc=True)
     sig = signals.extract_signals(frame, settings.signals)
 
-    tz = _resolve_timezones(subs, idmap, table, settings)
+    tz = _resolve_timezones(subs, idmap, table, settings, zones)
     subs = finish_subscribers(subs, tz)
 
     tz_of = subs["timezone"].to_numpy()
