@@ -96,6 +96,7 @@ def test_strengths_are_chosen_on_as_many_blocks_as_a_channel_needs(base, test_se
     n_blocks = len(heldout_blocks(base, as_of, test_settings.profiles))
     assert chosen[S.SMS]["heldout_folds"] == n_blocks
     monkeypatch.setattr(profiles_module, "MAX_HELDOUT_ROWS", 20)
+    monkeypatch.setattr(profiles_module, "ENOUGH_HELDOUT_ROWS", 20)
     few = build_profiles(base, as_of, test_settings.profiles).shrinkage
     for c in S.CHANNELS:
         assert few[c]["heldout_folds"] == 1 and few[c]["heldout_rows"] == 20

@@ -48,6 +48,8 @@ RHYTHM_OTHER_GRID = (0.0, 0.25, 0.5, 1.0)  # weight of the other channel's answe
 WEEKEND_SHIFT_GRID = (-1, 0, 1, 2, 3)  # hours later the same habits run at the weekend
 # held-out people per channel, over all blocks: plenty to choose a handful of strengths
 MAX_HELDOUT_ROWS = 5_000
+# earlier held-out blocks are added only while a channel has fewer held-out people than this
+ENOUGH_HELDOUT_ROWS = 2_000
 UNKNOWN_TZ_SUFFIX = " (timezone unknown)"
 EXPOSURE_FLOOR = 0.05  # share of the mean exposure added everywhere, so a rare hour is not divided by ~0
 PATTERN_SOURCES = ("personal history", "linked profile", "cohort prior", "population prior")
@@ -207,10 +209,18 @@ class _Evidence:
     exposure: np.ndarray  # [n, 2, H]
     hourly: np.ndarray  # [n, 2, H] weighted engagement counts, uncorrected
     triggers: np.ndarray  # [n, 2, H] weighted triggered sends per channel: when the person was active
+    _types: dict = field(default_factory=dict, repr=False)  # `day_types`' answers
 
     @property
     def counts(self) -> np.ndarray:
         return self.hourly.sum(axis=-1)
+
+    def day_types(self, name: str) -> np.ndarray:
+        """[n, 2, 2, 24] weekday and weekend hours of one field, kept: the search folds them onto the
+        weekday clock once per weekend shift it tries."""
+        if name not in self._types:
+            self._types[name] = _day_types(getattr(self, name))
+        return self._types[name]
 
     def take(self, rows: np.ndarray) -> _Evidence:
         return _Evidence(self.corrected[rows], self.exposure[rows], self.hourly[rows], self.triggers[rows])
@@ -424,7 +434,8 @@ class _DailyInputs:
         c: int,
         rhythms: dict[tuple[int, bool], Rhythms | None],
     ) -> _DailyInputs:
-        d, t, sc = _daily(ev.corrected, coh.shifts), _daily(ev.triggers, coh.shifts), coh.shifts
+        sc = coh.shifts
+        d, t = _fold_types(ev.day_types("corrected"), sc), _fold_types(ev.day_types("triggers"), sc)
         return cls(
             d[:, c],
             d[:, 1 - c],
@@ -435,10 +446,10 @@ class _DailyInputs:
             ev.counts[:, 1 - c],
             codes,
             rhythms,
-            _daily(ev.hourly[:, c], sc[c]),
-            _normalise(_daily(ev.exposure[:, c], sc[c])),
-            _daily(ev.hourly[:, 1 - c], sc[1 - c]),
-            _normalise(_daily(ev.exposure[:, 1 - c], sc[1 - c])),
+            _fold_types(ev.day_types("hourly")[:, c], sc[c]),
+            _normalise(_fold_types(ev.day_types("exposure")[:, c], sc[c])),
+            _fold_types(ev.day_types("hourly")[:, 1 - c], sc[1 - c]),
+            _normalise(_fold_types(ev.day_types("exposure")[:, 1 - c], sc[1 - c])),
         )
 
     def typical(self, key: tuple[int, bool], temper: float, other: float, w: float, v: float) -> np.ndarray:
@@ -533,9 +544,12 @@ def _person_shapes(
     c: int,
     p: dict,
     rhythms: dict[tuple[int, bool], Rhythms | None],
+    inputs: _DailyInputs | None = None,
 ) -> np.ndarray:
-    """Two-level smoothing for channel c: hour-of-day first (dense data), then the hour of the week."""
-    daily = _daily_shape(_DailyInputs.build(ev, coh, codes, c, rhythms), p)
+    """Two-level smoothing for channel c: hour-of-day first (dense data), then the hour of the week.
+    `inputs`: `_DailyInputs.build(ev, coh, codes, c, rhythms)` when already at hand."""
+    inputs = _DailyInputs.build(ev, coh, codes, c, rhythms) if inputs is None else inputs
+    daily = _daily_shape(inputs, p)
     weekly_prior = _normalise(_weekly(daily, coh.shifts[c]) * coh.modulation[codes, c])
     if not np.isfinite(p["alpha_weekly"]):
         return weekly_prior
@@ -560,7 +574,7 @@ class _DailyHeldout:
 
     @classmethod
     def build(cls, held: _Evidence, coh: _Cohorts, codes: np.ndarray, c: int) -> _DailyHeldout:
-        counts = _daily(held.hourly[:, c], coh.shifts[c])
+        counts = _fold_types(held.day_types("hourly")[:, c], coh.shifts[c])
         weight = _daily(coh.modulation[codes, c] * held.exposure[:, c], coh.shifts[c])
         return cls(counts, weight, float(max(counts.sum(), 1e-9)))
 
@@ -739,7 +753,10 @@ class _Scores:
     def weekly_ll(self, p: dict) -> float:
         """The full held-out log-likelihood of the hour-of-week shapes p gives."""
         c = self.c
-        lls = [v.loglik(_person_shapes(v.train, v.cohorts, v.codes, c, p, v.rhythms), c) for v in self.views]
+        lls = [
+            v.loglik(_person_shapes(v.train, v.cohorts, v.codes, c, p, v.rhythms, v.inputs), c)
+            for v in self.views
+        ]
         return float(_over_folds(lls, self.events))
 
     def cohort_ll(self) -> float:
@@ -855,10 +872,10 @@ def choose_shrinkage(
 
     Each block (the last `holdout_days` before as_of, then earlier ones, up to `holdout_folds`) is
     predicted from the evidence outside it, and the scores add up over blocks, weighted by their events.
-    Blocks are added newest first until each channel has MAX_HELDOUT_ROWS held-out people: one block
-    alone left the sparse channel (SMS: a few hundred people in a small export) to chance, the
-    strengths it picked swinging from world to world by more than they gained; a large export stops
-    after one block and pays nothing.
+    Blocks are added newest first until each channel has ENOUGH_HELDOUT_ROWS held-out people (at most
+    MAX_HELDOUT_ROWS are sampled): one block alone left the sparse channel (SMS: a few hundred people in
+    a small export) to chance, the strengths it picked swinging from world to world by more than they
+    gained; a large export stops after one block and pays nothing.
 
     Coordinate search: cohort strength; then, twice, hour-of-day blur x borrowing from the other channel
     (beta) x daily strength, triggered-send weights x daily strength, and typical rhythms (how many, how
@@ -871,7 +888,7 @@ def choose_shrinkage(
     wanted = np.array([MAX_HELDOUT_ROWS if (past == c).any() else 0 for c in range(2)])
     folds: list[_Fold] = []
     for block in heldout_blocks(base, as_of, settings):  # newest first, while some channel needs people
-        if folds and not (wanted > 0).any():
+        if folds and not (wanted > MAX_HELDOUT_ROWS - ENOUGH_HELDOUT_ROWS).any():
             break
         folds.append(_Fold.build(base, block, as_of, kernel, settings, codes, len(names), wanted, rng))
         wanted = wanted - [0 if s is None else s.rows.size for s in folds[-1].samples]
