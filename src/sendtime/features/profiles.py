@@ -764,19 +764,11 @@ class _Scores:
         return float(_over_folds(lls, self.events))
 
 
+# where each channel's coordinate search starts: no borrowing, no blur, no rhythms, the strongest prior
+# (cohort strength and weekend shift are chosen before it, for both channels)
 SEARCH_START = {
-    "alpha_weekly": np.inf,
-    "beta": 0.0,
-    "blur": 0.0,
-    "alpha_daily": 512.0,
-    "trigger_weight": 0.0,
-    "other_trigger_weight": 0.0,
-    "rhythm_types": 0.0,
-    "rhythm_pooled": 0.0,
-    "rhythm_weight": 0.0,
-    "rhythm_temper": 1.0,
-    "rhythm_other": 0.0,
-}
+    k: v for k, v in DEFAULT_CHANNEL_SHRINKAGE.items() if k not in ("cohort_strength", "weekend_shift")
+} | {"alpha_weekly": np.inf, "beta": 0.0, "blur": 0.0, "alpha_daily": 512.0}
 
 
 def _search_channel(views: list[_ChannelFold], c: int, grid: list[float]) -> dict[str, float]:
