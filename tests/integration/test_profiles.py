@@ -140,6 +140,23 @@ def test_weekend_shift_follows_the_weekend_habits(base, test_settings):
     assert after[S.EMAIL]["weekend_shift"] == after[S.SMS]["weekend_shift"] == before - 2
 
 
+def test_too_few_people_to_choose_keep_the_defaults_and_no_weekend_shift(base, test_settings):
+    few = base.subscribers.index[:6]
+    tiny = FeatureBase(
+        subscribers=base.subscribers,
+        addresses=base.addresses,
+        sends=base.sends[base.sends["sub"].isin(few)],
+        engagements=base.engagements[base.engagements["sub"].isin(few)],
+        optouts=base.optouts,
+        has_sends=base.has_sends,
+    )
+    chosen = build_profiles(tiny, _as_of(base), test_settings.profiles).shrinkage
+    for c in S.CHANNELS:
+        assert chosen[c]["heldout_rows"] == 0
+        assert chosen[c]["weekend_shift"] == 0
+        assert chosen[c]["alpha_daily"] == profiles_module.DEFAULT_CHANNEL_SHRINKAGE["alpha_daily"]
+
+
 def test_profile_table_holds_no_address_and_values_in_range(base, small_world, test_settings):
     profiles = build_profiles(base, _as_of(base), test_settings.profiles)
     table = profiles.table

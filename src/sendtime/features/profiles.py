@@ -854,7 +854,9 @@ def _choose_weekend_shift(
             events += sum(scores.events)
         return total / max(events, 1e-9)
 
-    return max(WEEKEND_SHIFT_GRID, key=score)
+    if not channels:
+        return 0
+    return max(sorted(WEEKEND_SHIFT_GRID, key=abs), key=score)  # ties go to the smaller shift, 0 first
 
 
 def choose_shrinkage(
