@@ -182,6 +182,29 @@ def test_message_id_is_stripped_and_blank_is_missing(tmp_path):
     assert [v if pd.notna(v) else None for v in ids.tolist()] == ["m1", None, None]
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (["m1", "m2", "m1", None], ["m1", "m2", "m1", None]),  # clean: kept as read
+        ([" m1 ", "m2", "", "   "], ["m1", "m2", None, None]),  # messy: stripped, blank is missing
+    ],
+)
+def test_parquet_message_ids_are_cleaned_the_same_way(tmp_path, given, expected):
+    n = len(given)
+    pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(["2026-03-02 09:00"] * n),
+            "channel": ["email"] * n,
+            "event_type": ["send"] * n,
+            "address": [ANA] * n,
+            "message_id": given,
+        }
+    ).to_parquet(tmp_path / "events.parquet")
+    ids = load_folder(tmp_path).events[S.MESSAGE_ID]
+    assert isinstance(ids.dtype, pd.CategoricalDtype)
+    assert [v if pd.notna(v) else None for v in ids.tolist()] == expected
+
+
 # --- whole-file failures ----------------------------------------------------------------------------
 
 

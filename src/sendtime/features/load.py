@@ -199,6 +199,13 @@ def _as_text(values: pd.Series) -> pd.Series:
 
 def _clean_ids(values: pd.Series) -> pd.Categorical:
     """Message ids as a categorical: stripped, blank -> missing, and cheap to join on downstream."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.categories.dtype == object:
+        categories = values.cat.categories
+        stripped = categories.astype(str).str.strip()
+        if stripped.equals(categories) and not (stripped == "").any():
+            # already clean (the usual Parquet export): re-encoding millions of ids would only hash them
+            # twice more, once to factorize and once to check the new categories are unique
+            return values.array
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     cleaned = pd.Index(uniques).astype(str).str.strip()
     cleaned = cleaned.where(cleaned != "", None)
