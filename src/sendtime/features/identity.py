@@ -93,9 +93,8 @@ def canonical_phones(values: pd.Series, default_region: str = "US") -> pd.Series
     return _per_unique(values, lambda u: _canonical_phone_text(u, default_region))
 
 
-_PARSED: dict[
-    tuple[str, str], tuple[str | None, str | None]
-] = {}  # (canonical text, region) -> (E.164, zone)
+# (canonical text, region) -> (E.164, zone) of the numbers parsed so far
+_PARSED: dict[tuple[str, str], tuple[str | None, str | None]] = {}
 PARSED_MAX = 1_000_000  # numbers kept between calls (events, subscribers, links meet the same ones)
 
 

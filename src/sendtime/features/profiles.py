@@ -712,12 +712,10 @@ class _Fold:
 
 @dataclass
 class _ChannelFold:
-    """One block's view of one channel during the search: the sampled people's evidence from outside
-    the block, their held-out evidence, and what the hour-of-day search needs of both."""
+    """One block's view of one channel during the search: its sample of people (their evidence from
+    outside the block and in it) and what the hour-of-day search needs of both."""
 
-    rows: np.ndarray
-    train: _Evidence
-    held: _Evidence
+    sample: _Sample
     codes: np.ndarray
     cohorts: _Cohorts
     rhythms: dict[tuple[int, bool], Rhythms | None]
@@ -729,7 +727,7 @@ class _ChannelFold:
         return self.scorer.total
 
     def loglik(self, shape: np.ndarray, c: int) -> float:
-        return _heldout_loglik(shape, self.held, np.arange(self.rows.size), c)
+        return _heldout_loglik(shape, self.sample.held, np.arange(self.sample.rows.size), c)
 
 
 def _over_folds(scores: list, weights: list[float]):
@@ -754,7 +752,7 @@ class _Scores:
         """The full held-out log-likelihood of the hour-of-week shapes p gives."""
         c = self.c
         lls = [
-            v.loglik(_person_shapes(v.train, v.cohorts, v.codes, c, p, v.rhythms, v.inputs), c)
+            v.loglik(_person_shapes(v.sample.train, v.cohorts, v.codes, c, p, v.rhythms, v.inputs), c)
             for v in self.views
         ]
         return float(_over_folds(lls, self.events))
@@ -776,7 +774,7 @@ def _search_channel(views: list[_ChannelFold], c: int, grid: list[float]) -> dic
     scores = _Scores(views, c)
     best_alpha = scores.best_alpha
     best = dict(SEARCH_START, alpha_daily=grid[-1])
-    has_triggers = any(bool(v.train.triggers.any()) for v in views)
+    has_triggers = any(bool(v.sample.train.triggers.any()) for v in views)
     fitted = sorted({k for v in views for k, r in v.rhythms.items() if r is not None})
     for _ in range(2):  # two rounds of coordinate search
         best = max(
@@ -817,9 +815,7 @@ def _channel_views(
         part_codes = codes[sample.rows]
         views.append(
             _ChannelFold(
-                sample.rows,
-                sample.train,
-                sample.held,
+                sample,
                 part_codes,
                 coh,
                 rhy,
@@ -831,7 +827,7 @@ def _channel_views(
 
 
 def _choose_weekend_shift(
-    folds: list[_Fold], codes: np.ndarray, strength: np.ndarray, grid: list[float]
+    folds: list[_Fold], channels: list[int], codes: np.ndarray, strength: np.ndarray, grid: list[float]
 ) -> int:
     """How many hours later habits run at the weekend, by the full held-out log-likelihood of both
     channels' hour-of-week shapes (each channel at its best blur and daily strength for that shift).
@@ -839,8 +835,8 @@ def _choose_weekend_shift(
     A shift lets a person's weekday habit, learnt from all seven days, land at the right weekend hour;
     the cohort's weekday/weekend modulation alone can only reweigh hours, not move a personal peak.
     One shift for both channels: a person's weekend lie-in moves both, and a small export's few
-    weekend SMS answers alone picked shifts at random. 0 is one of the choices."""
-    channels = [c for c in range(2) if any(fold.samples[c] is not None for fold in folds)]
+    weekend SMS answers alone picked shifts at random. 0 is one of the choices. `channels`: those with
+    held-out people to judge by."""
 
     def score(shift: int) -> float:
         cohorts = [_cohorts(*fold.cohort_sums, strength, np.full(2, shift)) for fold in folds]
@@ -889,6 +885,7 @@ def choose_shrinkage(
     grid = [float(g) for g in settings.shrinkage_grid]
     out: dict[str, dict[str, float]] = {}
     cohort_strength = np.zeros(2)
+    judged: list[int] = []  # channels with held-out people
     for c, channel in enumerate(S.CHANNELS):
         used = [(fold, fold.samples[c]) for fold in folds if fold.samples[c] is not None]
         if not used:
@@ -910,6 +907,7 @@ def choose_shrinkage(
                 lambda f, r: _cohorts(*f.cohort_sums, np.full(2, strength)).weekly[codes[r], c]
             )
 
+        judged.append(c)
         cohort_strength[c] = max((g * 24 for g in grid), key=cohort_ll)
         population = over_blocks(
             lambda f, r, c=c: np.broadcast_to(_normalise(f.cohort_sums[1] + 1e-3)[c], (r.size, H))
@@ -920,23 +918,21 @@ def choose_shrinkage(
             "heldout_folds": len(used),
             "heldout_loglik_population": population,
         }
-    shifts = np.full(2, _choose_weekend_shift(folds, codes, cohort_strength, grid) if folds else 0)
+    shifts = np.full(2, _choose_weekend_shift(folds, judged, codes, cohort_strength, grid))
     for c, channel in enumerate(S.CHANNELS):
         out[channel]["weekend_shift"] = float(shifts[c])
     rhythm_choices = [(k, pool) for k in RHYTHM_TYPES_GRID for pool in (False, True)]
     cohorts = [_cohorts(*fold.cohort_sums, cohort_strength, shifts) for fold in folds]
     folded = [_fold_types(fold.rhythm_evidence, shifts) for fold in folds]
     pooled_shapes: list[dict] = [{} for _ in folds]  # pooled rhythm shapes serve both channels
-    for c, channel in enumerate(S.CHANNELS):
-        if not any(fold.samples[c] is not None for fold in folds):
-            continue
+    for c in judged:
         rhythms = [
             _fit_rhythms(daily, codes, len(names), c, rhythm_choices, pooled)
             if fold.samples[c] is not None
             else {}
             for fold, daily, pooled in zip(folds, folded, pooled_shapes, strict=True)
         ]
-        out[channel].update(_search_channel(_channel_views(folds, codes, c, cohorts, rhythms), c, grid))
+        out[S.CHANNELS[c]].update(_search_channel(_channel_views(folds, codes, c, cohorts, rhythms), c, grid))
     return out
 
 
