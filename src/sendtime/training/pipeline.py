@@ -207,6 +207,12 @@ def train(
         mlflow.set_tags({"kind": ex.kind, "data_sha256": fingerprint(data)["sha256"]})
         if challenger.decision is not None and gt is None:
             mlflow.log_metric("window_share", float(challenger.decision))
+        if champ is not None:  # the champion on the same test cells, with its own recipe
+            measure = "capture" if gt is not None else "window_share"
+            for key, value in (("log_loss", champ.log_loss), (measure, champ.decision)):
+                if value is not None and np.isfinite(value):
+                    mlflow.log_metric(f"champion_{key}", float(value))
+            mlflow.set_tag("champion_version", champ.version)
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
