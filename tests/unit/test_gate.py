@@ -141,3 +141,17 @@ def test_window_share_counts_engagements_inside_the_models_windows(monkeypatch):
     share = decision.window_share(lambda X: -abs(X[:, 0] - 22.0), None, held, window_hours=1)
     assert share == pytest.approx(1 / 4)
     assert np.isnan(decision.window_share(lambda X: X[:, 0], None, held.iloc[:0], window_hours=2))
+
+
+# ------------------------------------------------------------------------------ tune's best trial
+def test_tune_picks_the_best_decision_then_the_lowest_log_loss_within_the_tolerance():
+    from sendtime.training.tune import pick_best
+
+    trials = [(0, 0.100, 0.70), (1, 0.090, 0.60), (2, 0.105, 0.748), (3, 0.102, 0.75)]
+    assert pick_best(trials, 0.005) == 3  # trial 1 has the lowest log loss but decides worse
+    assert pick_best(trials, 0.0) == 3
+    assert pick_best(trials, 0.06) == 0  # 0.70 is within 0.06 of 0.75: then the lowest log loss wins
+    # trials from before the measure was recorded count only when none has it
+    assert pick_best([(0, 0.09, None), (1, 0.10, 0.5)], 0.005) == 1
+    assert pick_best([(0, 0.09, None), (1, 0.08, None)], 0.005) == 1
+    assert pick_best([], 0.005) is None
