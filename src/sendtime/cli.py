@@ -49,6 +49,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"capture {m['model_capture']:.3f} (smoothed histogram {m.get('smoothed_histogram_capture', float('nan')):.3f}); "
             f"with a 30% SMS budget {m.get('budget30_model_capture', float('nan')):.3f}"
         )
+    if "window_share" in m:  # the decision measure without ground truth (README: the gate)
+        print(f"engagement share in the chosen windows {m['window_share']:.3f}")
     champ = "none" if result.champion_log_loss is None else f"{result.champion_log_loss:.4f}"
     print(f"champion log loss on this test set, with its own profile settings: {champ}")
     print(result.gate)
