@@ -33,7 +33,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from sendtime.training.pipeline import train
 
-    result = train(args.data, _settings(args), config_path=args.config)
+    settings = _settings(args)
+    if args.allow_kind_change:
+        settings.training.allow_kind_change = True
+    result = train(args.data, settings, config_path=args.config, echo=print)
     print(f"run id: {result.run_id}")
     print(f"model kind: {result.kind}")
     print(f"registered version: {result.version}")
@@ -46,10 +49,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"capture {m['model_capture']:.3f} (smoothed histogram {m.get('smoothed_histogram_capture', float('nan')):.3f}); "
             f"with a 30% SMS budget {m.get('budget30_model_capture', float('nan')):.3f}"
         )
+    if "window_share" in m:  # the decision measure without ground truth (README: the gate)
+        print(f"engagement share in the chosen windows {m['window_share']:.3f}")
     champ = "none" if result.champion_log_loss is None else f"{result.champion_log_loss:.4f}"
-    print(
-        f"promoted to champion: {'yes' if result.promoted else 'no'} (champion log loss on this test set: {champ})"
-    )
+    print(f"champion log loss on this test set, with its own profile settings: {champ}")
+    print(result.gate)
     return 0
 
 
@@ -138,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", required=True, help="data folder (events, optional subscribers and identity_links)"
     )
     p.add_argument("--config", help="YAML settings file (see configs/default.yaml)")
+    p.add_argument(
+        "--allow-kind-change",
+        action="store_true",
+        help="let a model trained on another kind of data (opens-only activity vs send response) "
+        "replace the champion (training.allow_kind_change)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="Optuna search; each trial a nested MLflow run; writes the best config")

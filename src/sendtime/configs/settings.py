@@ -104,6 +104,28 @@ class TrainingSettings(_Section):
     gate_margin: float = Field(
         0.0, ge=0, description="relative improvement a challenger needs over the champion"
     )
+    gate_decision_tolerance: float = Field(
+        0.005,
+        ge=0,
+        description="how far a challenger's decision measure (capture, or engagement in the chosen windows) "
+        "may fall below the champion's",
+    )
+    gate_max_reject_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="a model trained when more of the event rows were rejected is not promoted",
+    )
+    gate_window_hours: int = Field(
+        3,
+        ge=1,
+        le=24,
+        description="width of each day's chosen window in the held-out engagement measure (no ground truth)",
+    )
+    allow_kind_change: bool = Field(
+        False,
+        description="let a model trained on another kind of data (activity vs send_response) replace the champion",
+    )
     registered_model: str = "sendtime-engagement"
     experiment: str = "sendtime"
 

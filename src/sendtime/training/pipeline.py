@@ -18,7 +18,7 @@ from sendtime.features.load import DataFolder, load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.serving.predictor import Predictor
-from sendtime.training import baselines, capture, examples, model, plots, registry
+from sendtime.training import baselines, capture, champion, decision, examples, gate, model, plots, registry
 from sendtime.training.features import FEATURES
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ class TrainResult:
     kind: str
     metrics: dict[str, float] = field(default_factory=dict)
     champion_log_loss: float | None = None
+    gate: str = ""  # the gate's one line: promoted or not, and why
+    gate_refused_by: list[str] = field(default_factory=list)  # short names of the rules that refused it
 
 
 def fingerprint(data: DataFolder) -> dict:
@@ -169,17 +171,9 @@ def train(
     results, curves, flat = offline_report(booster, ex, base, gt, settings)
 
     name = settings.training.registered_model
-    champ_version = registry.champion_version(name)
-    champ_loss = None
-    if champ_version is not None:
-        try:
-            champ_loss = model.metrics(
-                ex.test.y, registry.load_booster(name, champ_version).predict(ex.test.X)
-            )["log_loss"]
-        except Exception as exc:  # an incompatible old champion must not block training
-            echo(
-                f"warning: could not score champion v{champ_version} on this test set ({exc}); treating as absent"
-            )
+    challenger, decision_name = challenger_figures(booster, ex, base, data, gt, flat, settings)
+    champ = scored_champion(name, ex, base, data, gt, settings, echo)
+    champ_loss = None if champ is None else champ.log_loss
 
     final = build_profiles(base, base.span[1] + pd.Timedelta(seconds=1), settings.profiles, ex.shrinkage)
     with mlflow.start_run(run_name=f"train-{ex.kind}") as run, registry.scratch_dir() as out:
@@ -205,10 +199,20 @@ def train(
                 "boundaries": ex.boundaries,
                 "stats": base.stats,
                 "shrinkage": ex.shrinkage,
+                "channel_events": dict(challenger.channel_events),
+                "reject_share": challenger.reject_share,
             },
             "data.json",
         )
         mlflow.set_tags({"kind": ex.kind, "data_sha256": fingerprint(data)["sha256"]})
+        if challenger.decision is not None and gt is None:
+            mlflow.log_metric("window_share", float(challenger.decision))
+        if champ is not None:  # the champion on the same test cells, with its own recipe
+            measure = "capture" if gt is not None else "window_share"
+            for key, value in (("log_loss", champ.log_loss), (measure, champ.decision)):
+                if value is not None and np.isfinite(value):
+                    mlflow.log_metric(f"champion_{key}", float(value))
+            mlflow.set_tag("champion_version", champ.version)
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
@@ -225,14 +229,83 @@ def train(
                 "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
                 "data_span": json.dumps(list(final.data_span)),
                 "test_log_loss": f"{results['model']['log_loss']:.6f}",
+                champion.DATA_KIND_TAG: ex.kind,
+                champion.CHANNELS_TAG: json.dumps(dict(challenger.channel_events)),
             },
         )
-        promoted = registry.gate(results["model"]["log_loss"], champ_loss, settings.training.gate_margin)
+        verdict = judge(challenger, results, champ, settings, decision_name)
+        promoted = verdict.promote
         if promoted:
             registry.promote(name, version)
-        mlflow.set_tags({"registered_version": version, "promoted": str(promoted)})
+        gate_tags = {"gate": verdict.line()[:4000], "gate_refused_by": ",".join(verdict.codes) or "none"}
+        mlflow.set_tags({"registered_version": version, "promoted": str(promoted), **gate_tags})
+        for key, value in gate_tags.items():
+            registry.client().set_model_version_tag(name, version, key, value)
         mlflow.log_metric("train_seconds", time.perf_counter() - t0)
-    return TrainResult(run.info.run_id, version, promoted, ex.kind, flat, champ_loss)
+    return TrainResult(
+        run.info.run_id, version, promoted, ex.kind, flat, champ_loss, verdict.line(), list(verdict.codes)
+    )
+
+
+def challenger_figures(
+    booster, ex: examples.Examples, base: FeatureBase, data: DataFolder, gt, flat: dict, settings: Settings
+) -> tuple[gate.Figures, str]:
+    """The new model's figures for the gate: its decision measure is capture where the folder has ground
+    truth, else the held-out engagement share inside its chosen windows (`training.decision`)."""
+    if gt is not None:
+        value, name = flat.get("model_capture"), "capture"
+    else:
+        held = champion.engagements_in_test(base, ex)
+        value = decision.window_share(
+            booster.predict, ex.test.profiles, held, settings.training.gate_window_hours
+        )
+        name = "engagement share in the chosen windows"
+    figures = gate.Figures(
+        kind=ex.kind,
+        log_loss=flat.get("log_loss"),
+        decision=None if value is None or not np.isfinite(value) else float(value),
+        channel_events=champion.channel_events(base),
+        reject_share=champion.reject_share(data, base),
+    )
+    return figures, name
+
+
+def scored_champion(
+    name: str, ex: examples.Examples, base: FeatureBase, data: DataFolder, gt, settings: Settings, echo
+) -> champion.ChampionScore | None:
+    """The current champion scored with its own recipe on this run's test cells (None: no champion)."""
+    version = registry.champion_version(name)
+    if version is None:
+        return None
+    try:
+        score = champion.score_champion(name, version, ex, base, data, gt, settings)
+    except Exception as exc:  # an incompatible old champion must not block training
+        echo(f"warning: could not score champion v{version} on this test set ({exc}); treating as absent")
+        return None
+    for note in score.notes:
+        echo(f"note: {note}")
+    return score
+
+
+def judge(
+    challenger: gate.Figures,
+    results: dict,
+    champ: champion.ChampionScore | None,
+    settings: Settings,
+    decision_name: str,
+) -> gate.Decision:
+    best_baseline = min(results[b]["log_loss"] for b in baselines.NAMES)
+    incumbent = None
+    if champ is not None:
+        incumbent = gate.Figures(
+            kind=champ.kind,
+            log_loss=champ.log_loss,
+            decision=champ.decision,
+            channel_events=champ.channel_events,
+        )
+    return gate.decide(
+        challenger, best_baseline, incumbent, gate.Rules.from_settings(settings.training, decision_name)
+    )
 
 
 def log_plots(

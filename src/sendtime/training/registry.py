@@ -2,7 +2,8 @@
 
 The tracking store is SQLite under SENDTIME_HOME unless MLFLOW_TRACKING_URI points elsewhere; the
 registry lives in the same place. Every training run registers a version; the alias `champion` moves
-only when the new version beats the current champion on the *same* held-out cells (gate in config).
+only when the new version passes the gate (`training.gate`), both models scored on the *same* held-out
+cells, each with its own features (`training.champion`).
 Serving loads the version the alias points to and pins it, reporting that number in every answer.
 """
 

@@ -2,12 +2,17 @@
 
 - The objective is the early-stopped model's log loss on the time-ordered validation weeks; the test
   weeks are never looked at, so `sendtime train` and `sendtime evaluate` still report honest numbers.
+- Each completed trial is also judged by the promotion gate's decision measure on the validation weeks
+  (`training.decision`: capture where the folder has ground truth, else the held-out engagement share
+  inside the chosen windows). The best trial is picked as the gate would: the highest decision measure,
+  and among the trials within `training.gate_decision_tolerance` of it, the lowest validation log loss
+  (`pick_best`). Log loss still steers the sampler and the pruner (they need one number per round).
 - TPE sampler; a median pruner fed every boosting round by `LightGBMPruningCallback` (validation
   `binary_logloss`) stops hopeless trials early.
 - The study is stored in SQLite under SENDTIME_HOME (`home.optuna_storage()`): running again with the
   same `--study` resumes it and adds N more trials (on the same data: the study keeps the data's
   fingerprint). A new study starts with the given settings as its first trial, so the best found is
-  never worse than where the search started.
+  never worse than where the search started (by more than the tolerance, on the decision measure).
 - Each invocation is one MLflow parent run; each trial a nested run (params, validation log loss,
   best iteration, state).
 - Profile shrinkage is tuned with the model: per channel, a multiplier on the chosen daily and weekly
@@ -21,7 +26,6 @@ departures from the defaults plus the tuned `training.lgbm`, `training.num_boost
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -36,7 +40,7 @@ from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
-from sendtime.training import examples, model, registry
+from sendtime.training import capture, decision, examples, model, registry
 from sendtime.training.pipeline import fingerprint
 
 PRUNING_METRIC = "binary_logloss"
@@ -66,6 +70,8 @@ class TuneResult:
     best_params: dict
     out_config: Path
     run_id: str
+    best_decision: float | None = None  # the chosen trial's decision measure on the validation weeks
+    decision_name: str = ""
 
 
 def suggest(trial) -> tuple[dict, dict[str, float]]:
@@ -95,6 +101,21 @@ def shrinkage_overrides(
     return out
 
 
+def pick_best(trials: list[tuple[int, float, float | None]], tolerance: float) -> int | None:
+    """The number of the best trial among (number, validation log loss, decision measure) of completed
+    trials: the highest decision measure, then the lowest log loss among the trials within `tolerance`
+    of it (the gate ignores smaller differences). Trials without a measure (from before it was recorded)
+    only count when no trial has one. None when there is no trial."""
+    if not trials:
+        return None
+    measured = [t for t in trials if t[2] is not None and np.isfinite(t[2])]
+    if not measured:
+        return min(trials, key=lambda t: (t[1], t[0]))[0]
+    top = max(t[2] for t in measured)
+    near = [t for t in measured if t[2] >= top - tolerance]
+    return min(near, key=lambda t: (t[1], -t[2], t[0]))[0]
+
+
 def starting_params(settings: Settings) -> dict:
     """The given settings as a point of the search space (the first trial of a new study)."""
     lgbm = settings.training.lgbm
@@ -113,18 +134,24 @@ class _ExampleCache:
         self.base, self.settings, self.echo = base, settings, echo
         first = examples.build_examples(base, settings)
         self.kind = first.kind
+        # the validation weeks' human engagements: what the window measure judges each trial on
+        self.held_out = decision.held_out_engagements(
+            base.engagements,
+            pd.Timestamp(first.boundaries["validation"]),
+            pd.Timestamp(first.boundaries["test"]),
+        )
         self.base_shrinkage = first.shrinkage  # the held-out choice plus any configured overrides
         self._items: OrderedDict = OrderedDict()
         self._put((1.0,) * len(S.CHANNELS), first)
 
     def _put(self, key: tuple, ex: examples.Examples) -> tuple:
-        item = (ex.train.X, ex.train.y, ex.validation.X, ex.validation.y)
+        item = (ex.train.X, ex.train.y, ex.validation.X, ex.validation.y, ex.validation.profiles)
         self._items[key] = item
         while len(self._items) > EXAMPLE_CACHE:
             self._items.popitem(last=False)
         return item
 
-    def get(self, scales: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def get(self, scales: dict[str, float]) -> tuple:
         key = tuple(scales[c] for c in S.CHANNELS)
         if key in self._items:
             self._items.move_to_end(key)
@@ -214,13 +241,30 @@ def tune(
     study.set_user_attr("data_sha256", sha)
     base = build_feature_base(data, settings, progress=progress)
     cache = _ExampleCache(base, settings, echo)
+    gt = capture.GroundTruth.load(data_dir)
+    measure = "capture" if gt is not None else "window_share"
+    tolerance = settings.training.gate_decision_tolerance
+
+    def judge(booster, profiles) -> float:
+        """The gate's decision measure of a trial's model on the validation weeks."""
+        if gt is not None:
+            return float(decision.model_capture(booster, profiles, gt, settings))
+        return decision.window_share(
+            booster.predict, profiles, cache.held_out, settings.training.gate_window_hours
+        )
+
+    def chosen(study: optuna.Study):
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        number = pick_best([(t.number, t.value, t.user_attrs.get(measure)) for t in done], tolerance)
+        return None if number is None else study.trials[number]
+
     echo(
         f"features: {len(base.subscribers):,} subscribers; examples ({cache.kind}) built once per shrinkage choice"
     )
 
     def objective(trial: optuna.Trial) -> float:
         lgbm, scales = suggest(trial)
-        X_train, y_train, X_val, y_val = cache.get(scales)
+        X_train, y_train, X_val, y_val, val_profiles = cache.get(scales)
         pruned = None
         with mlflow.start_run(run_name=f"{study_name}-trial-{trial.number}", nested=True):
             mlflow.set_tags(
@@ -249,6 +293,10 @@ def tune(
                 value = float(booster.best_score[VALID_NAME][PRUNING_METRIC])
                 best_iteration = int(booster.best_iteration or booster.current_iteration())
                 trial.set_user_attr("best_iteration", best_iteration)
+                measured = judge(booster, val_profiles)
+                if np.isfinite(measured):
+                    trial.set_user_attr(measure, measured)
+                    mlflow.log_metric(f"validation_{measure}", measured)
                 mlflow.log_metrics({"validation_log_loss": value, "best_iteration": best_iteration})
                 mlflow.set_tag("state", "complete")
         if pruned is not None:
@@ -260,8 +308,12 @@ def tune(
             line = f"trial {frozen.number}: pruned after {(frozen.last_step or 0) + 1} rounds"
         else:
             line = f"trial {frozen.number}: validation log loss {frozen.value:.5f}"
-        with contextlib.suppress(ValueError):  # no completed trial yet
-            line += f"; best {study.best_value:.5f} (trial {study.best_trial.number})"
+            if measure in frozen.user_attrs:
+                line += f", {measure} {frozen.user_attrs[measure]:.4f}"
+        best = chosen(study)
+        if best is not None:
+            line += f"; best trial {best.number} (log loss {best.value:.5f}"
+            line += f", {measure} {best.user_attrs[measure]:.4f})" if measure in best.user_attrs else ")"
         echo(line)
 
     with mlflow.start_run(run_name=f"tune-{study_name}") as parent:
@@ -276,10 +328,10 @@ def tune(
             }
         )
         study.optimize(objective, n_trials=trials, callbacks=[report], gc_after_trial=False)
-        try:
-            best = study.best_trial
-        except ValueError as exc:
-            raise ValueError(f"study '{study_name}' has no completed trial (all pruned or failed)") from exc
+        best = chosen(study)
+        if best is None:
+            raise ValueError(f"study '{study_name}' has no completed trial (all pruned or failed)")
+        best_decision = best.user_attrs.get(measure)
         content = tuned_config(
             settings, best.params, best.user_attrs.get("best_iteration"), cache.base_shrinkage
         )
@@ -288,15 +340,20 @@ def tune(
         header = (
             f"# written by `sendtime tune` at {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC: study "
             f"'{study_name}', best trial {best.number} of {len(study.trials)},\n# validation log loss "
-            f"{best.value:.6f}. Use with: sendtime train --data DIR --config {out_path}\n"
+            f"{best.value:.6f}"
+            + (f", validation {measure} {best_decision:.4f}" if best_decision is not None else "")
+            + f". Use with: sendtime train --data DIR --config {out_path}\n"
         )
         out_path.write_text(header + yaml.safe_dump(content, sort_keys=False))
         mlflow.log_metrics({"best_validation_log_loss": float(best.value), "trials_total": len(study.trials)})
+        if best_decision is not None:
+            mlflow.log_metric(f"best_validation_{measure}", float(best_decision))
         mlflow.set_tags({"best_trial": str(best.number)})
         mlflow.log_artifact(str(out_path))
+    by = f"validation {measure} {best_decision:.4f}, " if best_decision is not None else ""
     echo(
-        f"best validation log loss {best.value:.5f} (trial {best.number} of {len(study.trials)} in study "
-        f"'{study_name}'); wrote {out_path}"
+        f"best trial {best.number} of {len(study.trials)} in study '{study_name}' ({by}validation log loss "
+        f"{best.value:.5f}; chosen by {measure}, then log loss within {tolerance:g}); wrote {out_path}"
     )
     return TuneResult(
         study_name,
@@ -307,6 +364,8 @@ def tune(
         dict(best.params),
         out_path,
         parent.info.run_id,
+        None if best_decision is None else float(best_decision),
+        measure,
     )
 
 
