@@ -42,7 +42,10 @@ from sendtime.schema import (
     SUBSCRIBER_ID,
 )
 
-_EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"  # one '@', no blanks, a dot inside the domain
+# one '@', no blanks, a non-empty local part, a domain of non-empty dot-separated labels ending in a
+# top-level label of 2+ characters: pragmatic (what a sending platform would bounce at once), checked
+# by one vectorised regex per distinct address rather than a full RFC 5322 parser
+_EMAIL_PATTERN = r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}"
 _KEY_SEP = ":"
 
 

@@ -145,6 +145,10 @@ def parse_instant(text: str, option: str) -> pd.Timestamp:
         raise ValueError(f"{option} {text!r}: not an ISO-8601 time (e.g. 2026-11-03T05:00:00Z)") from exc
     if ts is pd.NaT or pd.isna(ts):
         raise ValueError(f"{option} {text!r}: not an ISO-8601 time (e.g. 2026-11-03T05:00:00Z)")
+    try:  # pandas reads years up to 9999, but every plan and model time is in nanoseconds
+        ts = ts.as_unit("ns")
+    except (OverflowError, ValueError) as exc:
+        raise ValueError(f"{option} {text!r}: out of the supported range (years 1678 to 2261)") from exc
     if ts.tz is None:
         raise ValueError(
             f"{option} {text!r}: needs a UTC offset or Z (e.g. 2026-11-03T05:00:00Z or 2026-11-03T00:00:00-05:00);"

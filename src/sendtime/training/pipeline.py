@@ -14,6 +14,7 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
+from sendtime.features import unusable
 from sendtime.features.load import DataFolder, load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles, build_profiles
@@ -145,9 +146,10 @@ def train(
 
     t0 = time.perf_counter()
     data = load_folder(data_dir, settings.data)  # bad data fails before any state is created
+    base = build_feature_base(data, settings, progress=progress)
+    unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
     echo(data.summary())
     registry.configure_mlflow(settings.training.experiment)
-    base = build_feature_base(data, settings, progress=progress)
     echo(
         f"features: {len(base.subscribers):,} subscribers, {len(base.sends):,} sends, "
         f"{len(base.engagements):,} human engagements ({base.stats.get('automated_readers', 0):,} automated readers)"

@@ -34,6 +34,7 @@ import yaml
 from sendtime import home
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
+from sendtime.features import unusable
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.training import examples, model, registry
@@ -213,6 +214,7 @@ def tune(
         )
     study.set_user_attr("data_sha256", sha)
     base = build_feature_base(data, settings, progress=progress)
+    unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
     cache = _ExampleCache(base, settings, echo)
     echo(
         f"features: {len(base.subscribers):,} subscribers; examples ({cache.kind}) built once per shrinkage choice"
