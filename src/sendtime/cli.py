@@ -9,7 +9,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from sendtime.configs.settings import load_settings
@@ -216,6 +218,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(SystemExit):
+    """SIGTERM, turned into an exception so that clean-up runs on the way out: the plan's temporary file
+    goes, worker processes are stopped, the MLflow run is ended as FAILED, scratch folders are removed."""
+
+
+# Code that must not be cut off half-way: a database write interrupted inside SQLAlchemy can leave its
+# SQLite lock held, and the run could then not even be ended as FAILED ("database is locked").
+_ATOMIC_MODULES = ("sqlalchemy", "sqlite3", "alembic", "mlflow.store")
+_RETRY_SECONDS = 0.05
+
+
+def _in_atomic_code(frame) -> bool:
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name.startswith(_ATOMIC_MODULES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _terminate(signum, frame) -> None:
+    if _in_atomic_code(frame):  # let the write finish; the signal comes back in a moment
+        timer = threading.Timer(_RETRY_SECONDS, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+        return
+    raise Terminated(128 + signum)
+
+
+def _on_sigterm(handler):
+    """Install `handler` for SIGTERM (main thread only); returns the previous one, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -226,11 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from sendtime.features.load import DataError
 
+    previous = _on_sigterm(_terminate)
     try:
         return int(args.func(args) or 0)
     except (DataError, FileNotFoundError, ValueError, LookupError, OverflowError) as exc:
         print(f"sendtime {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as stop:
+        print(f"sendtime {args.command}: stopped by SIGTERM", file=sys.stderr)
+        return int(stop.code)
+    finally:
+        if previous is not None:
+            _on_sigterm(previous)
 
 
 if __name__ == "__main__":

@@ -150,6 +150,8 @@ def train(
     unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
     echo(data.summary())
     registry.configure_mlflow(settings.training.experiment)
+    for note in registry.recover_interrupted(settings.training.experiment):
+        echo(note)
     echo(
         f"features: {len(base.subscribers):,} subscribers, {len(base.sends):,} sends, "
         f"{len(base.engagements):,} human engagements ({base.stats.get('automated_readers', 0):,} automated readers)"
@@ -184,7 +186,10 @@ def train(
             )
 
     final = build_profiles(base, base.span[1] + pd.Timedelta(seconds=1), settings.profiles, ex.shrinkage)
-    with mlflow.start_run(run_name=f"train-{ex.kind}") as run, registry.scratch_dir() as out:
+    with (
+        mlflow.start_run(run_name=f"train-{ex.kind}", tags=registry.process_tags()) as run,
+        registry.scratch_dir() as out,
+    ):
         mlflow.log_params(
             {
                 "kind": ex.kind,

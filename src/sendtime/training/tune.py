@@ -190,6 +190,8 @@ def tune(
         raise ValueError(f"--trials must be at least 1 (got {trials})")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     registry.configure_mlflow(settings.training.experiment)
+    for note in registry.recover_interrupted(settings.training.experiment):
+        echo(note)
     storage = home.optuna_storage()
     study = optuna.create_study(
         study_name=study_name,
@@ -224,7 +226,9 @@ def tune(
         lgbm, scales = suggest(trial)
         X_train, y_train, X_val, y_val = cache.get(scales)
         pruned = None
-        with mlflow.start_run(run_name=f"{study_name}-trial-{trial.number}", nested=True):
+        with mlflow.start_run(
+            run_name=f"{study_name}-trial-{trial.number}", nested=True, tags=registry.process_tags()
+        ):
             mlflow.set_tags(
                 {"sendtime.command": "tune-trial", "study": study_name, "trial": str(trial.number)}
             )
@@ -266,7 +270,7 @@ def tune(
             line += f"; best {study.best_value:.5f} (trial {study.best_trial.number})"
         echo(line)
 
-    with mlflow.start_run(run_name=f"tune-{study_name}") as parent:
+    with mlflow.start_run(run_name=f"tune-{study_name}", tags=registry.process_tags()) as parent:
         mlflow.set_tags({"sendtime.command": "tune", "study": study_name, "optuna_storage": storage})
         mlflow.log_params(
             {
