@@ -260,3 +260,26 @@ def test_window_times_out_of_range_are_one_clear_line(tmp_path, start, end, caps
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and "out of the supported range" in err and "Traceback" not in err
+
+
+# --- the built-in salt --------------------------------------------------------------------------------
+
+
+def test_the_built_in_salt_warns_on_real_data_only(tmp_path, monkeypatch):
+    from sendtime.features.identity import default_salt_warning
+
+    monkeypatch.delenv("SENDTIME_SALT", raising=False)
+    real = tmp_path / "real"
+    _write(real, "events.csv", [_good(1)])
+    warning = default_salt_warning(load_settings(), real)
+    assert warning is not None and "built-in default salt" in warning and "export SENDTIME_SALT=" in warning
+
+    simulated = tmp_path / "simulated"
+    _write(simulated, "events.csv", [_good(1)])
+    (simulated / S.GROUND_TRUTH_DIR).mkdir()
+    (simulated / S.GROUND_TRUTH_DIR / "meta.json").write_text("{}")
+    assert default_salt_warning(load_settings(), simulated) is None  # `make demo`: made-up addresses
+
+    assert default_salt_warning(load_settings(overrides={"data": {"salt": "from-a-file"}}), real) is None
+    monkeypatch.setenv("SENDTIME_SALT", "a-real-secret")
+    assert default_salt_warning(load_settings(), real) is None

@@ -14,7 +14,7 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
-from sendtime.features import unusable
+from sendtime.features import identity, unusable
 from sendtime.features.load import DataFolder, load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles, build_profiles
@@ -146,6 +146,9 @@ def train(
 
     t0 = time.perf_counter()
     data = load_folder(data_dir, settings.data)  # bad data fails before any state is created
+    if (salt_warning := identity.default_salt_warning(settings, data_dir)) is not None:
+        log.warning("training with the built-in default salt: address hashes are reversible")
+        echo(salt_warning)
     base = build_feature_base(data, settings, progress=progress)
     unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
     echo(data.summary())
@@ -216,6 +219,7 @@ def train(
             "data.json",
         )
         mlflow.set_tags({"kind": ex.kind, "data_sha256": fingerprint(data)["sha256"]})
+        mlflow.set_tag("salt", "built-in default" if identity.uses_default_salt(settings) else "custom")
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))

@@ -34,7 +34,7 @@ import yaml
 from sendtime import home
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
-from sendtime.features import unusable
+from sendtime.features import identity, unusable
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.training import examples, model, registry
@@ -208,6 +208,8 @@ def tune(
     echo(f"study '{study_name}' in {storage}: {already} earlier trials; running {trials} more")
 
     data = load_folder(data_dir, settings.data)
+    if (salt_warning := identity.default_salt_warning(settings, data_dir)) is not None:
+        echo(salt_warning)
     sha = fingerprint(data)["sha256"]
     if study.user_attrs.setdefault("data_sha256", sha) != sha:  # trial values compare only on the same data
         raise ValueError(
