@@ -219,6 +219,7 @@ def tune(
     study.set_user_attr("data_sha256", sha)
     base = build_feature_base(data, settings, progress=progress)
     unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
+    echo(data.summary())
     cache = _ExampleCache(base, settings, echo)
     echo(
         f"features: {len(base.subscribers):,} subscribers; examples ({cache.kind}) built once per shrinkage choice"
