@@ -9,10 +9,34 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from sendtime.configs.settings import load_settings
+
+
+def whole_number(low: int, high: int):
+    """An argparse type: a whole number in [low, high]. Options end up in numpy arrays and timestamps,
+    where a number too large overflows deep inside with a traceback; here it is one clear line."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: expected {low:,} to {high:,}")
+        return value
+
+    return parse
+
+
+MAX_COUNT = 2**53  # caps on sends: far beyond any audience, and exact as a float64 and an int64
+MAX_SUBSCRIBERS = 20_000_000  # simulated people: ~200 bytes each per table in memory, plus events
+MAX_DAYS = 3_650  # simulated days of history: ten years keep every timestamp in range
+MAX_SEED = 2**32 - 1
 
 
 def _settings(args: argparse.Namespace):
@@ -85,9 +109,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     caps = {}
     for item in args.max_per_hour or []:
         channel, _, number = item.partition("=")
-        if not number.isdigit() or channel.strip().lower() not in ("email", "sms"):
+        if not number.isdigit() or int(number) > MAX_COUNT or channel.strip().lower() not in ("email", "sms"):
             raise SystemExit(
-                f"--max-per-hour {item!r}: expected CHANNEL=N with CHANNEL email or sms and N a whole number"
+                f"--max-per-hour {item!r}: expected CHANNEL=N with CHANNEL email or sms and N a whole number "
+                f"up to {MAX_COUNT:,}"
             )
         caps[channel.strip().lower()] = int(number)
     return run_schedule(
@@ -130,9 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="write a realistic synthetic data folder plus its ground truth")
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--subscribers", type=int, default=2000, help="number of people (default 2000)")
-    p.add_argument("--days", type=int, default=84, help="days of history (default 84)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--subscribers",
+        type=whole_number(1, MAX_SUBSCRIBERS),
+        default=2000,
+        help="number of people (default 2000)",
+    )
+    p.add_argument("--days", type=whole_number(1, MAX_DAYS), default=84, help="days of history (default 84)")
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
@@ -152,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tune", help="Optuna search; each trial a nested MLflow run; writes the best config")
     p.add_argument("--data", required=True)
-    p.add_argument("--trials", type=int, required=True)
+    p.add_argument("--trials", type=whole_number(1, 1_000_000), required=True)
     p.add_argument("--config", help="base YAML settings")
     p.add_argument("--out-config", default="configs/tuned.yaml", help="where to write the best settings")
     p.add_argument("--study", default="sendtime", help="Optuna study name (resumable)")
@@ -171,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", required=True, help="window start, ISO-8601 with offset or Z")
     p.add_argument("--end", required=True, help="window end, ISO-8601 with offset or Z")
     p.add_argument("--out", required=True, help="plan file (.csv or .parquet)")
-    p.add_argument("--max-sms", type=int, help="cap on the number of SMS in the plan")
+    p.add_argument("--max-sms", type=whole_number(0, MAX_COUNT), help="cap on the number of SMS in the plan")
     p.add_argument(
         "--max-per-hour", action="append", metavar="CHANNEL=N", help="cap sends per clock hour (repeatable)"
     )
@@ -180,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--explore", type=float, default=0.0, help="share of random feasible hours, with propensities"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
     p.add_argument("--engine", choices=["local", "spark"], default="local")
     p.add_argument("--config")
     p.set_defaults(func=cmd_schedule)
@@ -191,11 +221,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="start the BentoML prediction service")
-    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--port", type=whole_number(1, 65_535), default=3000)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--config")
     p.set_defaults(func=cmd_serve)
     return parser
+
+
+class Terminated(SystemExit):
+    """SIGTERM, turned into an exception so that clean-up runs on the way out: the plan's temporary file
+    goes, worker processes are stopped, the MLflow run is ended as FAILED, scratch folders are removed."""
+
+
+# Code that must not be cut off half-way: a database write interrupted inside SQLAlchemy can leave its
+# SQLite lock held, and the run could then not even be ended as FAILED ("database is locked").
+_ATOMIC_MODULES = ("sqlalchemy", "sqlite3", "alembic", "mlflow.store")
+_RETRY_SECONDS = 0.05
+
+
+def _in_atomic_code(frame) -> bool:
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name.startswith(_ATOMIC_MODULES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _terminate(signum, frame) -> None:
+    if _in_atomic_code(frame):  # let the write finish; the signal comes back in a moment
+        timer = threading.Timer(_RETRY_SECONDS, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+        return
+    raise Terminated(128 + signum)
+
+
+def _on_sigterm(handler):
+    """Install `handler` for SIGTERM (main thread only); returns the previous one, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,11 +274,18 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from sendtime.features.load import DataError
 
+    previous = _on_sigterm(_terminate)
     try:
         return int(args.func(args) or 0)
-    except (DataError, FileNotFoundError, ValueError, LookupError) as exc:
+    except (DataError, FileNotFoundError, ValueError, LookupError, OverflowError) as exc:
         print(f"sendtime {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as stop:
+        print(f"sendtime {args.command}: stopped by SIGTERM", file=sys.stderr)
+        return int(stop.code)
+    finally:
+        if previous is not None:
+            _on_sigterm(previous)
 
 
 if __name__ == "__main__":

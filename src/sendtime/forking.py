@@ -8,12 +8,23 @@ moment stays locked in the child. Workers are forked only while no other Python 
 job, a benchmark; tqdm's idle monitor thread aside); a server's threads, or a platform without fork,
 get `None` and the caller does the work itself. Either way the answers are the same: callers only hand
 over pure functions.
+
+Why workers never outlive their parent: a killed `sendtime schedule` must not leave workers behind.
+Each worker asks Linux to kill it when its parent dies (`prctl(PR_SET_PDEATHSIG)`, which covers even
+SIGKILL of the parent) and checks that the parent it was forked by is still there; when the parent is
+stopped by an exception instead (SIGTERM becomes `SystemExit` in the CLI, Ctrl-C `KeyboardInterrupt`),
+the workers are killed at once rather than left to finish the queued work.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -49,6 +60,39 @@ def chunks(values: Sequence, parts: int) -> list:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent: int) -> None:
+    """In a forked child: be killed (SIGKILL) when the parent process dies, however it dies; exit now if
+    it already has. Linux only (prctl); elsewhere a no-op, and the parent's own clean-up has to do."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect: nobody waits for us
+        os._exit(1)
+
+
+def _start_worker(parent: int, initializer: Callable | None) -> None:
+    # the parent's SIGTERM handler (raise SystemExit) is not the worker's business: a signal to the
+    # whole process group should just end it; SIGINT likewise is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
+    if initializer is not None:
+        initializer()
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now: the parent is leaving, their results are no longer wanted."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.kill()
+
+
 def map_in_forks(fn: Callable, jobs: list, workers: int, initializer: Callable | None = None) -> list | None:
     """`[fn(job) for job in jobs]` on `workers` forked processes, in order; None when forking is not
     safe here or the workers could not run (the caller then computes in its own process)."""
@@ -56,8 +100,15 @@ def map_in_forks(fn: Callable, jobs: list, workers: int, initializer: Callable |
         return None
     try:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer) as pool:
+        start = functools.partial(_start_worker, os.getpid(), initializer)
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start)
+        try:
             return list(pool.map(fn, jobs))
+        except BaseException:
+            _kill_workers(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     except (OSError, BrokenProcessPool) as exc:
         warnings.warn(f"worker processes failed, computing in this one: {exc}", RuntimeWarning, stacklevel=2)
         return None

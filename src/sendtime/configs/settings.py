@@ -29,6 +29,15 @@ class DataSettings(_Section):
     salt: str = Field(
         "sendtime-default-salt", description="salt for address hashes when the env var is unset"
     )
+    export_end_gap_days: float = Field(
+        7,
+        gt=0,
+        description="event rows after a gap of more than this many days with no event are past the export's "
+        "end (a stray future date) and rejected, when they are at most export_end_max_share of the rows",
+    )
+    export_end_max_share: float = Field(
+        0.01, ge=0, le=1, description="at most this share of rows may be rejected as past the export's end"
+    )
 
 
 class IdentitySettings(_Section):

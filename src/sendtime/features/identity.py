@@ -42,7 +42,10 @@ from sendtime.schema import (
     SUBSCRIBER_ID,
 )
 
-_EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"  # one '@', no blanks, a dot inside the domain
+# one '@', no blanks, a non-empty local part, a domain of non-empty dot-separated labels ending in a
+# top-level label of 2+ characters: pragmatic (what a sending platform would bounce at once), checked
+# by one vectorised regex per distinct address rather than a full RFC 5322 parser
+_EMAIL_PATTERN = r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}"
 _KEY_SEP = ":"
 
 
@@ -318,3 +321,37 @@ def resolve_identities(
     table[ADDRESS_HASH] = hash_values(nodes[ADDRESS], salt)
     table[SUBSCRIBER_ID] = hash_values(nodes["key"].iloc[first].reset_index(drop=True), salt)
     return IdentityMap(addresses=table, refused_links=refused, unusable_links=unusable)
+
+
+def uses_default_salt(settings) -> bool:
+    """The salt in force is the built-in default: neither `SENDTIME_SALT` nor `data.salt` was set."""
+    from sendtime.configs.settings import DataSettings
+
+    return settings.salt() == DataSettings.model_fields["salt"].default
+
+
+def default_salt_warning(settings, data_dir) -> str | None:
+    """A loud warning when real data would be hashed with the built-in salt; None otherwise.
+
+    The default salt is public (it is in this source), so a hash made with it is reversible by anyone
+    with a list of guessed addresses: hash each guess the same way and look it up. A simulated world
+    (`sendtime simulate` writes `ground_truth/meta.json`; `make demo` trains on one) holds only made-up
+    addresses, so it stays quiet there.
+    """
+    from pathlib import Path
+
+    from sendtime.schema import GROUND_TRUTH_DIR
+
+    if not uses_default_salt(settings):
+        return None
+    if (Path(data_dir) / GROUND_TRUTH_DIR / "meta.json").is_file():
+        return None
+    name = settings.data.salt_env
+    return (
+        "!" * 100 + "\n"
+        f"WARNING: address hashes use sendtime's built-in default salt (neither {name} nor data.salt is set).\n"
+        "The default is public, so anyone holding the feature tables, logs or MLflow artifacts can reverse\n"
+        "the hashes with a list of guessed e-mail addresses or phone numbers. Before training on real data:\n"
+        f"  export {name}=\"$(python -c 'import secrets; print(secrets.token_hex(32))')\"\n"
+        "and set the same value wherever this model schedules or serves (see README, Privacy).\n" + "!" * 100
+    )

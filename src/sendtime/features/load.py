@@ -26,6 +26,16 @@ _FALSE = {"false", "f", "0", "no", "n", ""}
 _OFFSET = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"  # a time, then Z or +hh[:mm]
 
 
+# every column a data folder's tables may use ("bounce_type": optional on events)
+_CONTRACT_COLUMNS = frozenset(
+    (*S.EVENTS_REQUIRED, *S.EVENTS_OPTIONAL, *S.SUBSCRIBERS_REQUIRED, *S.SUBSCRIBERS_OPTIONAL)
+    + (*S.LINKS_REQUIRED, *S.LINKS_OPTIONAL, "bounce_type")
+)
+UNDECODABLE = "__sendtime_undecodable__"  # a column read_table adds: rows with bytes that are not UTF-8
+UNDECODABLE_REASON = "not UTF-8 text"
+_SURROGATES = "[\udc80-\udcff]"  # how Python's surrogateescape keeps the bytes it could not decode
+
+
 class DataError(ValueError):
     """The input cannot be used as a whole; the message names the file and the problem."""
 
@@ -76,11 +86,43 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             return _read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        except UnicodeDecodeError:
+            return _read_csv_with_undecodable_rows(path)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: the file is empty (no header row)") from exc
+    except DataError:
+        raise
     except Exception as exc:  # pyarrow and the CSV parser raise many types; name the file either way
         raise DataError(f"{path}: cannot be read: {exc}") from exc
+
+
+def _read_csv_with_undecodable_rows(path: Path) -> pd.DataFrame:
+    """A CSV with some bytes that are not UTF-8 (a stray Latin-1 name, a cut multi-byte character):
+    every cell that holds one is blanked and its row marked in the `UNDECODABLE` column, so that the
+    row is rejected with its own reason and row number while the rest of the file loads. Read again
+    only when the plain read failed, so clean files pay nothing."""
+    frame = pd.read_csv(
+        path, dtype=str, keep_default_na=False, na_values=[""], encoding_errors="surrogateescape"
+    )
+    if frame.columns.astype(str).str.contains(_SURROGATES, regex=True).any():
+        raise DataError(f"{path}: the header row is not UTF-8 text; save the file as UTF-8")
+    marked = np.zeros(len(frame), dtype=bool)
+    for column in frame.columns:
+        bad = frame[column].str.contains(_SURROGATES, regex=True, na=False).to_numpy(dtype=bool)
+        if bad.any():
+            frame.loc[bad, column] = np.nan
+            marked |= bad
+    frame[UNDECODABLE] = marked
+    return frame
+
+
+def _undecodable(raw: pd.DataFrame) -> np.ndarray:
+    """Rows `read_table` marked as holding bytes that are not UTF-8."""
+    if UNDECODABLE in raw.columns:
+        return raw[UNDECODABLE].to_numpy(dtype=bool)
+    return np.zeros(len(raw), dtype=bool)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -90,8 +132,16 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(path)
+    nested = [f for f in schema if pa.types.is_nested(f.type)]
+    used = [f for f in nested if f.name.strip().lower() in _CONTRACT_COLUMNS]
+    if used:
+        raise DataError(
+            f"{path}: column {used[0].name!r} holds nested values ({used[0].type}); the contract's columns "
+            "take one plain value per row (text, number, boolean or timestamp): flatten it before export"
+        )
+    columns = [f.name for f in schema if not pa.types.is_nested(f.type)]  # other nested columns: ignored
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    return pq.read_table(path, read_dictionary=text).to_pandas()
+    return pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
 
 
 def require_columns(df: pd.DataFrame, required: tuple[str, ...], path: Path) -> None:
@@ -114,6 +164,8 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     an offset are parsed apart: pandas' ISO-8601 parser (2.x) carries the offset of one string over to
     the naive strings after it in the same call, shifting them.
     """
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        values = _in_nanosecond_range(values)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC")
     if pd.api.types.is_datetime64_dtype(values.dtype):
@@ -134,6 +186,19 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
         lookup = pd.Series(fixed.array, index=pd.Index(uniques, dtype=object))
         parsed[retry] = lookup.reindex(text[retry].astype(object)).array
     return parsed
+
+
+def _in_nanosecond_range(values: pd.Series) -> pd.Series:
+    """Typed datetimes in nanoseconds, those beyond its range (years before 1678 or after 2261, which a
+    Parquet file in micro- or milliseconds can hold) as missing: rejected rows, not a failed load."""
+    unit = np.datetime_data(values.dtype.base if hasattr(values.dtype, "base") else values.dtype)[0]
+    if unit == "ns":
+        return values
+    lo, hi = pd.Timestamp.min.value, pd.Timestamp.max.value  # nanoseconds since the epoch
+    per = np.timedelta64(1, unit).astype("timedelta64[ns]").astype(np.int64)
+    raw = values.array.asi8 if hasattr(values.array, "asi8") else values.to_numpy().astype(np.int64)
+    outside = (raw < lo // per) | (raw > hi // per)
+    return values.mask(outside).dt.as_unit("ns")
 
 
 def normalise_vocabulary(values: pd.Series) -> pd.Series:
@@ -224,6 +289,7 @@ def validate_events(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.Data
 
     bad = np.zeros(len(raw), dtype=bool)
     checks = [
+        (_undecodable(raw), "(row)", UNDECODABLE_REASON),
         (ts.isna().to_numpy(), S.TIMESTAMP, "unparseable timestamp"),
         (~channel.isin(S.CHANNELS).to_numpy(), S.CHANNEL, "unknown channel"),
         (~event_type.isin(S.EVENT_TYPES).to_numpy(), S.EVENT_TYPE, "unknown event type"),
@@ -261,11 +327,13 @@ def validate_events(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.Data
 def validate_subscribers(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.DataFrame:
     require_columns(raw, S.SUBSCRIBERS_REQUIRED, path)
     channel = normalise_vocabulary(raw[S.CHANNEL])
-    bad_channel = ~channel.isin(S.CHANNELS).to_numpy()
-    empty = _blank(raw[S.ADDRESS]) & ~bad_channel
+    undecodable = _undecodable(raw)
+    rejects.add(S.SUBSCRIBERS_TABLE, path, undecodable, "(row)", UNDECODABLE_REASON)
+    bad_channel = ~channel.isin(S.CHANNELS).to_numpy() & ~undecodable
+    empty = _blank(raw[S.ADDRESS]) & ~bad_channel & ~undecodable
     rejects.add(S.SUBSCRIBERS_TABLE, path, bad_channel, S.CHANNEL, "unknown channel")
     rejects.add(S.SUBSCRIBERS_TABLE, path, empty, S.ADDRESS, "empty address")
-    keep = ~(bad_channel | empty)
+    keep = ~(bad_channel | empty | undecodable)
     out = pd.DataFrame(
         {S.ADDRESS: raw.loc[keep, S.ADDRESS].astype(str).values, S.CHANNEL: channel[keep].values}
     )
@@ -278,9 +346,11 @@ def validate_subscribers(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd
 
 def validate_links(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.DataFrame:
     require_columns(raw, S.LINKS_REQUIRED, path)
-    empty = _blank(raw[S.ADDRESS_A]) | _blank(raw[S.ADDRESS_B])
+    undecodable = _undecodable(raw)
+    rejects.add(S.LINKS_TABLE, path, undecodable, "(row)", UNDECODABLE_REASON)
+    empty = (_blank(raw[S.ADDRESS_A]) | _blank(raw[S.ADDRESS_B])) & ~undecodable
     rejects.add(S.LINKS_TABLE, path, empty, "address_a/address_b", "empty address")
-    keep = ~empty
+    keep = ~(empty | undecodable)
     out = pd.DataFrame(
         {
             S.ADDRESS_A: raw.loc[keep, S.ADDRESS_A].astype(str).values,
@@ -292,6 +362,49 @@ def validate_links(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.DataF
     else:
         out[S.OBSERVED_AT] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
     return out
+
+
+_DAY_NS = 86_400 * 10**9
+AFTER_END_REASON = "timestamp after the export's end"
+
+
+def after_export_end(timestamps: pd.Series, gap_days: float, max_share: float) -> np.ndarray:
+    """Rows dated past the export's end: after the first gap of more than `gap_days` days without any
+    event that only a small tail (at most `max_share` of the rows) follows.
+
+    Why not "after now": a clock is not the export's, and simulated or replayed worlds are often dated
+    ahead of it. Why it matters: training splits are laid out back from the last event, so a single send
+    typed with the wrong year used to leave every split empty ("no usable labelled examples"). Judged on
+    whole days, once over a day histogram: cheap for 10M rows.
+    """
+    ns = timestamps.array.asi8 if len(timestamps) else np.zeros(0, dtype=np.int64)
+    if len(ns) < 2:
+        return np.zeros(len(ns), dtype=bool)
+    day = (ns - ns.min()) // _DAY_NS
+    counts = np.bincount(day)
+    active = np.flatnonzero(counts)
+    after = len(ns) - np.cumsum(counts[active])  # rows after each active day
+    stray = (np.diff(active) > gap_days) & (after[:-1] <= max_share * len(ns))
+    if not stray.any():
+        return np.zeros(len(ns), dtype=bool)
+    return day > active[np.flatnonzero(stray)[0]]
+
+
+def _drop_after_end(
+    events: pd.DataFrame, path: Path, rejects: _Rejects, settings: DataSettings, n_raw: int
+) -> pd.DataFrame:
+    """Reject (by file row, with their own reason) and drop the validated events past the export's end."""
+    late = after_export_end(events[S.TIMESTAMP], settings.export_end_gap_days, settings.export_end_max_share)
+    if not late.any():
+        return events
+    dropped = np.zeros(n_raw, dtype=bool)
+    for part in rejects.parts:
+        rows = part.loc[part["table"] == S.EVENTS_TABLE, "row"].to_numpy(dtype=np.int64)
+        dropped[rows - 1] = True
+    mask = np.zeros(n_raw, dtype=bool)
+    mask[np.flatnonzero(~dropped)[late]] = True
+    rejects.add(S.EVENTS_TABLE, path, mask, S.TIMESTAMP, AFTER_END_REASON)
+    return events[~late].reset_index(drop=True)
 
 
 def load_folder(folder: str | Path, settings: DataSettings | None = None) -> DataFolder:
@@ -311,6 +424,7 @@ def load_folder(folder: str | Path, settings: DataSettings | None = None) -> Dat
     raw_events = read_table(events_path)
     raw_rows[S.EVENTS_TABLE] = len(raw_events)
     events = validate_events(raw_events, events_path, rejects)
+    events = _drop_after_end(events, events_path, rejects, settings, len(raw_events))
     del raw_events
 
     subscribers = links = None

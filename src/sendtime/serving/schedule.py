@@ -65,6 +65,7 @@ Audiences of 50k rows or more show tqdm bars (scoring chunks, capacity rounds).
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import time
@@ -145,6 +146,10 @@ def parse_instant(text: str, option: str) -> pd.Timestamp:
         raise ValueError(f"{option} {text!r}: not an ISO-8601 time (e.g. 2026-11-03T05:00:00Z)") from exc
     if ts is pd.NaT or pd.isna(ts):
         raise ValueError(f"{option} {text!r}: not an ISO-8601 time (e.g. 2026-11-03T05:00:00Z)")
+    try:  # pandas reads years up to 9999, but every plan and model time is in nanoseconds
+        ts = ts.as_unit("ns")
+    except (OverflowError, ValueError) as exc:
+        raise ValueError(f"{option} {text!r}: out of the supported range (years 1678 to 2261)") from exc
     if ts.tz is None:
         raise ValueError(
             f"{option} {text!r}: needs a UTC offset or Z (e.g. 2026-11-03T05:00:00Z or 2026-11-03T00:00:00-05:00);"
@@ -879,23 +884,75 @@ def write_plan(table: pd.DataFrame, out: str | Path) -> Path:
 class atomic_path:  # noqa: N801 (used as a context manager, reads like a function)
     """`with atomic_path(target) as tmp:` write to tmp; on success it replaces target, on error it vanishes.
 
-    The temporary name is unique in the target's folder (so os.replace is atomic) and the writer
-    creates the file itself, so it gets the usual permissions (umask), not a private temp file's 0600.
+    Where the file system can (Linux, O_TMPFILE), the file being written has no name at all until it is
+    complete: `tmp` is its /proc/self/fd path, and it is given a name and moved over the target only at
+    the end. A process killed mid-write (even by SIGKILL, when no clean-up can run) then leaves nothing
+    behind; elsewhere the file is a hidden sibling, removed on any exception (SIGTERM included: the CLI
+    turns it into one) and swept by the next write once its process is gone. The file gets the usual
+    permissions (umask), not a private temp file's 0600; the rename is atomic (same folder).
     """
 
     def __init__(self, target: Path) -> None:
         self.target = Path(target)
+        self.fd: int | None = None
+
+    def _hidden_name(self) -> Path:
+        return self.target.with_name(f".{self.target.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
 
     def __enter__(self) -> Path:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.target.with_name(f".{self.target.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+        _sweep_orphans(self.target)
+        flag = getattr(os, "O_TMPFILE", 0)
+        if flag and Path("/proc/self/fd").is_dir():
+            try:
+                self.fd = os.open(self.target.parent, flag | os.O_WRONLY, 0o666)
+                return Path(f"/proc/self/fd/{self.fd}")
+            except OSError:  # a file system without unnamed files: the named way below
+                self.fd = None
+        self.tmp = self._hidden_name()
         return self.tmp
 
     def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)
+        if self.fd is None:
+            if kind is None:
+                os.replace(self.tmp, self.target)
+            else:
+                self.tmp.unlink(missing_ok=True)
+            return
+        try:
+            if kind is None:
+                named = self._hidden_name()  # a name for the few microseconds before the rename
+                folder = os.open(named.parent, os.O_RDONLY | os.O_DIRECTORY)
+                try:  # a dir fd makes Python call linkat(AT_SYMLINK_FOLLOW), which names an unnamed file
+                    os.link(f"/proc/self/fd/{self.fd}", named.name, dst_dir_fd=folder, follow_symlinks=True)
+                finally:
+                    os.close(folder)
+                try:
+                    os.replace(named, self.target)
+                except BaseException:
+                    named.unlink(missing_ok=True)
+                    raise
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _sweep_orphans(target: Path) -> None:
+    """Remove hidden temporaries of `target` left by writers that are gone (killed mid-write)."""
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        parts = path.name[len(target.name) + 2 : -len(".tmp")].split(".")
+        if len(parts) == 2 and parts[0].isdigit() and not _alive(int(parts[0])):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def load_predictor(settings: Settings):

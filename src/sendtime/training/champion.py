@@ -50,11 +50,10 @@ def channel_events(base: FeatureBase) -> dict[str, int]:
     return counts
 
 
-def reject_share(data: DataFolder, base: FeatureBase) -> float:
+def reject_share(data: DataFolder) -> float:
     """Share of the export's event rows that no model saw: rejected when loaded, or with an address that
-    could not be normalised (counted by the feature base)."""
+    could not be normalised (`unusable.add_address_rejects` lists those in `data.rejects` too)."""
     rejected = 0 if data.rejects.empty else int((data.rejects["table"] == S.EVENTS_TABLE).sum())
-    rejected += int(base.stats.get("unusable_addresses", 0))
     return rejected / max(int(data.raw_rows.get(S.EVENTS_TABLE, len(data.events))), 1)
 
 

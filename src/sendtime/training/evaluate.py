@@ -96,7 +96,7 @@ def evaluate(
     trained_sha = (logged.get("fingerprint") or {}).get("sha256")
     same = None if trained_sha is None else trained_sha == fp["sha256"]
 
-    with mlflow.start_run(run_name=f"evaluate-v{version}") as run:
+    with mlflow.start_run(run_name=f"evaluate-v{version}", tags=registry.process_tags()) as run:
         mlflow.set_tags(
             {
                 EVALUATE_TAG: "true",

@@ -14,6 +14,7 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
+from sendtime.features import identity, unusable
 from sendtime.features.load import DataFolder, load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles, build_profiles
@@ -147,9 +148,15 @@ def train(
 
     t0 = time.perf_counter()
     data = load_folder(data_dir, settings.data)  # bad data fails before any state is created
+    if (salt_warning := identity.default_salt_warning(settings, data_dir)) is not None:
+        log.warning("training with the built-in default salt: address hashes are reversible")
+        echo(salt_warning)
+    base = build_feature_base(data, settings, progress=progress)
+    unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
     echo(data.summary())
     registry.configure_mlflow(settings.training.experiment)
-    base = build_feature_base(data, settings, progress=progress)
+    for note in registry.recover_interrupted(settings.training.experiment):
+        echo(note)
     echo(
         f"features: {len(base.subscribers):,} subscribers, {len(base.sends):,} sends, "
         f"{len(base.engagements):,} human engagements ({base.stats.get('automated_readers', 0):,} automated readers)"
@@ -176,7 +183,10 @@ def train(
     champ_loss = None if champ is None else champ.log_loss
 
     final = build_profiles(base, base.span[1] + pd.Timedelta(seconds=1), settings.profiles, ex.shrinkage)
-    with mlflow.start_run(run_name=f"train-{ex.kind}") as run, registry.scratch_dir() as out:
+    with (
+        mlflow.start_run(run_name=f"train-{ex.kind}", tags=registry.process_tags()) as run,
+        registry.scratch_dir() as out,
+    ):
         mlflow.log_params(
             {
                 "kind": ex.kind,
@@ -213,6 +223,7 @@ def train(
                 if value is not None and np.isfinite(value):
                     mlflow.log_metric(f"champion_{key}", float(value))
             mlflow.set_tag("champion_version", champ.version)
+        mlflow.set_tag("salt", "built-in default" if identity.uses_default_salt(settings) else "custom")
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
@@ -265,7 +276,7 @@ def challenger_figures(
         log_loss=flat.get("log_loss"),
         decision=None if value is None or not np.isfinite(value) else float(value),
         channel_events=champion.channel_events(base),
-        reject_share=champion.reject_share(data, base),
+        reject_share=champion.reject_share(data),
     )
     return figures, name
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,9 +141,103 @@ def promote(model_name: str, version: str) -> None:
     client().set_registered_model_alias(model_name, CHAMPION, version)
 
 
+SCRATCH_PREFIX = "sendtime-scratch-"  # then the owner's pid and "-": a later run can tell orphans apart
+
+
 @contextmanager
 def scratch_dir() -> Iterator[Path]:
     """A folder for files on their way into MLflow, removed once logged: a run's profile snapshot can
-    be hundreds of MB, and every train or evaluate used to leave one behind in /tmp."""
-    with tempfile.TemporaryDirectory(prefix="sendtime-") as folder:
+    be hundreds of MB, and every train or evaluate used to leave one behind in /tmp. Removed on SIGTERM
+    too (the CLI turns it into an exception); one left by a killed process goes at the next start
+    (`sweep_scratch`)."""
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as folder:
         yield Path(folder)
+
+
+def sweep_scratch() -> list[Path]:
+    """Remove the scratch folders of processes that are gone (killed before they could clean up)."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not process_alive(int(pid)) and _own(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _own(path: Path) -> bool:
+    try:
+        return path.stat().st_uid == os.getuid()
+    except (OSError, AttributeError):
+        return False
+
+
+# --- runs left RUNNING by a killed process ----------------------------------------------------------------
+PID_TAG, HOST_TAG, STARTED_TAG = "sendtime.pid", "sendtime.host", "sendtime.process_started"
+
+
+def _process_started(pid: int) -> str:
+    """When the process started (clock ticks since boot, /proc on Linux): a pid is reused, this is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2 :].split()[19]
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
+def process_alive(pid: int, started: str = "") -> bool:
+    """Is process `pid` running (and, when `started` is known, the same process that was recorded)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: alive
+    return not started or _process_started(pid) in ("", started)
+
+
+def process_tags() -> dict[str, str]:
+    """Tags a run starts with, so that a later start can tell whether the process behind it is gone."""
+    pid = os.getpid()
+    return {PID_TAG: str(pid), HOST_TAG: socket.gethostname(), STARTED_TAG: _process_started(pid)}
+
+
+def fail_orphaned_runs(experiment: str) -> list[str]:
+    """Mark FAILED the experiment's runs still RUNNING whose process (same host, by the tags above) is
+    gone: a `train` killed by SIGKILL (or a crash of the machine) never ended its run. Runs from other
+    hosts, or without the tags, are left alone: nothing says their process is gone. Returns their ids."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    host = socket.gethostname()
+    failed = []
+    runs = client().search_runs([found.experiment_id], filter_string="attributes.status = 'RUNNING'")
+    for run in runs:
+        tags = run.data.tags
+        pid = tags.get(PID_TAG, "")
+        if tags.get(HOST_TAG) != host or not pid.isdigit():
+            continue
+        if int(pid) == os.getpid() or process_alive(int(pid), tags.get(STARTED_TAG, "")):
+            continue
+        client().set_tag(run.info.run_id, "sendtime.ended_by", "a later start: its process was gone")
+        client().set_terminated(run.info.run_id, status="FAILED")
+        failed.append(run.info.run_id)
+    return failed
+
+
+def recover_interrupted(experiment: str) -> list[str]:
+    """What an earlier killed process left behind, cleaned up at start; one line per finding to print."""
+    notes = []
+    failed = fail_orphaned_runs(experiment)
+    if failed:
+        notes.append(
+            f"marked {len(failed)} run(s) FAILED that a killed process left RUNNING: {', '.join(failed)}"
+        )
+    removed = sweep_scratch()
+    if removed:
+        notes.append(
+            f"removed {len(removed)} scratch folder(s) a killed process left: {', '.join(map(str, removed))}"
+        )
+    return notes

@@ -38,6 +38,7 @@ import yaml
 from sendtime import home
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
+from sendtime.features import identity, unusable
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.training import capture, decision, examples, model, registry
@@ -216,6 +217,8 @@ def tune(
         raise ValueError(f"--trials must be at least 1 (got {trials})")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     registry.configure_mlflow(settings.training.experiment)
+    for note in registry.recover_interrupted(settings.training.experiment):
+        echo(note)
     storage = home.optuna_storage()
     study = optuna.create_study(
         study_name=study_name,
@@ -232,6 +235,8 @@ def tune(
     echo(f"study '{study_name}' in {storage}: {already} earlier trials; running {trials} more")
 
     data = load_folder(data_dir, settings.data)
+    if (salt_warning := identity.default_salt_warning(settings, data_dir)) is not None:
+        echo(salt_warning)
     sha = fingerprint(data)["sha256"]
     if study.user_attrs.setdefault("data_sha256", sha) != sha:  # trial values compare only on the same data
         raise ValueError(
@@ -240,6 +245,8 @@ def tune(
         )
     study.set_user_attr("data_sha256", sha)
     base = build_feature_base(data, settings, progress=progress)
+    unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
+    echo(data.summary())
     cache = _ExampleCache(base, settings, echo)
     gt = capture.GroundTruth.load(data_dir)
     measure = "capture" if gt is not None else "window_share"
@@ -266,7 +273,9 @@ def tune(
         lgbm, scales = suggest(trial)
         X_train, y_train, X_val, y_val, val_profiles = cache.get(scales)
         pruned = None
-        with mlflow.start_run(run_name=f"{study_name}-trial-{trial.number}", nested=True):
+        with mlflow.start_run(
+            run_name=f"{study_name}-trial-{trial.number}", nested=True, tags=registry.process_tags()
+        ):
             mlflow.set_tags(
                 {"sendtime.command": "tune-trial", "study": study_name, "trial": str(trial.number)}
             )
@@ -316,7 +325,7 @@ def tune(
             line += f", {measure} {best.user_attrs[measure]:.4f})" if measure in best.user_attrs else ")"
         echo(line)
 
-    with mlflow.start_run(run_name=f"tune-{study_name}") as parent:
+    with mlflow.start_run(run_name=f"tune-{study_name}", tags=registry.process_tags()) as parent:
         mlflow.set_tags({"sendtime.command": "tune", "study": study_name, "optuna_storage": storage})
         mlflow.log_params(
             {
