@@ -229,6 +229,12 @@ def test_same_seed_same_world_and_the_cli(tmp_path):
     ea, eb = _events(tmp_path / "a"), _events(tmp_path / "b")
     pd.testing.assert_frame_equal(ea, eb)
     assert a["sends"] == int((ea[S.EVENT_TYPE] == S.SEND).sum())
+    paired = generate("events_only", tmp_path / "d", subscribers=80, weeks=3, seed=9)
+    other = generate("inbox", tmp_path / "e", subscribers=80, weeks=3, seed=9)
+    truth = {k: np.load(tmp_path / k / S.GROUND_TRUTH_DIR / "response.npy") for k in "abde"}
+    np.testing.assert_array_equal(truth["d"], truth["e"])  # events_only: inbox's people, another export
+    assert paired["sends"] == other["sends"]
+    assert not np.array_equal(truth["a"], truth["e"])  # other worlds draw their own people
     with pytest.raises(ValueError, match="at least 3 weeks"):
         generate("inbox", tmp_path / "c", subscribers=10, weeks=2)
 

@@ -113,14 +113,17 @@ def markdown(table: pd.DataFrame) -> str:
     """The README's table: one line per world and seed."""
     head = (
         "| world | seed | people x days | capture | capture, 30% SMS budget | smoothed histogram | "
-        "exposure-corrected histogram | population best hour | log loss | best baseline log loss |"
+        "exposure-corrected histogram | population best hour | best baseline | log loss | "
+        "best baseline log loss |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 11]
     for r in table.to_dict("records"):
+        best = max(BASELINES, key=lambda b: r[f"{b}_capture"])
         lines.append(
             f"| {r['world']} | {r['seed']} | {r['subscribers']:,} x {r['days']} | {r['capture']:.3f} | "
             f"{r['capture_budget30']:.3f} | {r['smoothed_histogram_capture']:.3f} | "
             f"{r['exposure_corrected_histogram_capture']:.3f} | {r['population_best_hour_capture']:.3f} | "
+            f"{r['best_baseline_capture']:.3f} ({best.replace('_', ' ')}) | "
             f"{r['log_loss']:.4f} | {r['best_baseline_log_loss']:.4f} |"
         )
     return "\n".join(lines)
@@ -145,7 +148,11 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=Path(".sendtime/bench"))
     parser.add_argument("--out", type=Path, help="also write the table as CSV")
+    parser.add_argument("--table", type=Path, help="only print the README table of a CSV written by --out")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(pd.read_csv(args.table)))
+        return
     jobs: list[tuple[int, int, int, str | None]] = []
     if args.zoo:
         from sendtime.experiments.zoo import WORLDS
@@ -164,7 +171,7 @@ def main() -> None:
     for seed, size, days, zoo in jobs:
         rows.append(run_one(seed, size, days, args.cache, zoo))
         print(_line(rows[-1]), flush=True)
-        if args.out:  # written after every run: a long benchmark keeps what it measured
+        if args.out:  # written after every run too: a long benchmark keeps what it measured
             pd.DataFrame(rows).to_csv(args.out, index=False)
     table = pd.DataFrame(rows)
     cols = [
@@ -186,6 +193,8 @@ def main() -> None:
         .to_string(float_format=lambda v: f"{v:.4f}")
     )
     print("\n" + markdown(table))
+    if args.out:
+        table.to_csv(args.out, index=False)
 
 
 if __name__ == "__main__":

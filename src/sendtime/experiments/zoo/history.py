@@ -6,6 +6,7 @@ written as an export folder (events, and where the world has them subscribers an
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,6 +33,12 @@ HOUR_NS = 3_600_000_000_000
 MONDAY_NS = 4 * 24 * HOUR_NS  # 1970-01-05 was a Monday: origin of hour-of-week
 START = "2026-09-07T00:00:00Z"  # a Monday
 STEPS = ("people", "addresses", "sends", "behaviour", "events")
+
+
+def world_seed(w: World, seed: int) -> np.random.SeedSequence:
+    """Each world draws its own people at a seed (worlds are not the same crowd in other clothes),
+    except a paired export (`people_of`), which draws its twin's."""
+    return np.random.SeedSequence([seed, zlib.crc32((w.people_of or w.name).encode())])
 
 
 def local_how(t_ns: np.ndarray, zone: np.ndarray) -> np.ndarray:
@@ -273,7 +280,7 @@ def generate(
     start_ts = pd.Timestamp(start)
     start_ts = start_ts.tz_localize("UTC") if start_ts.tzinfo is None else start_ts.tz_convert("UTC")
     rngs = dict(
-        zip(STEPS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)), strict=True)
+        zip(STEPS, (np.random.default_rng(s) for s in world_seed(w, seed).spawn(len(STEPS))), strict=True)
     )
 
     p = sample_population(w, subscribers, rngs["people"])

@@ -47,6 +47,7 @@ class World:
     hard_bounce_share: float = 0.02
     unsubscribe_when_seen: tuple[float, float] = (0.002, 0.006)  # e-mail, SMS
     file_format: str = "parquet"  # or "csv"
+    people_of: str | None = None  # draw the same people as this world at the same seed (a paired export)
 
 
 EMAIL_SLOTS = (Slot(10.0, (1, 3)), Slot(18.5, (5,), 0.8))
@@ -62,14 +63,15 @@ WORLDS: dict[str, World] = {
         ),
         World(
             "events_only",
-            "the same kind of brand, but the export is the events table alone: no subscribers table, "
-            "no identity links, no machine-open flag",
+            "inbox's people and brand at the same seed, but the export is the events table alone (CSV): "
+            "no subscribers table, no identity links, no machine-open flag",
             weeks=6,
             slots={"email": EMAIL_SLOTS, "sms": SMS_SLOTS},
             subscribers_table=False,
             identity_links=False,
             machine_flag=False,
             file_format="csv",
+            people_of="inbox",
         ),
         World(
             "global",
