@@ -115,7 +115,8 @@ def _first_bin(lam: np.ndarray, rng) -> np.ndarray:
 
 
 def behaviour(p: Population, per, chan, t, start_ns: int, unsub_when_seen: tuple, rng) -> dict:
-    """Each send's fate: bounce, delivery, open or glance, click, unsubscribe; then stops after the end."""
+    """Each send's fate (bounce, delivery, open or glance, click, unsubscribe); an address's hard bounce
+    or unsubscribe ends its sends, and `stop` says when (inf: never)."""
     n = len(t)
     b0 = np.floor(local_how(start_ns + (t * 1e9).astype(np.int64), p.zone[per]) * BINS_PER_HOUR + 0.5)
     b0 = b0.astype(np.int64) % WEEK_BINS
