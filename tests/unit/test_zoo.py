@@ -251,3 +251,37 @@ def test_exposure_corrected_histogram_divides_by_sends():
     assert score[0, 0, 50] == pytest.approx((0.5 + rate) / (0.5 + 1))
     assert score[0, 0, 50] > score[0, 0, 10]  # more engagements at 10, but fewer per send
     assert score[0, 0, 100] == pytest.approx(rate)  # no sends: the person's own rate
+
+
+def test_exposure_histograms_count_an_answer_at_its_send_hour():
+    """Berlin: two sends Monday 10:00 local (08:00 UTC); a click at 13:00 answers the first; an open tied
+    to no send counts at its own hour (Tuesday 09:00); nothing at or after as_of counts."""
+    from sendtime.features.prepare import FeatureBase
+    from sendtime.training.baselines import exposure_histograms
+
+    utc = pd.to_datetime(
+        ["2026-09-07 08:00", "2026-09-14 08:00", "2026-09-07 11:00", "2026-09-08 07:00", "2026-09-21 08:00"],
+        utc=True,
+    )
+    sends = pd.DataFrame({"sub": [0, 0, 0], "channel": [0, 0, 0], "at": utc[[0, 1, 4]], "how": [10, 10, 10]})
+    eng = pd.DataFrame(
+        {
+            "sub": [0, 0],
+            "channel": [0, 0],
+            "at": utc[[2, 3]],
+            "how": [13, 33],
+            "kind": [1, 0],
+            "sent_at": pd.Series([utc[0], pd.NaT], dtype="datetime64[ns, UTC]"),
+        }
+    )
+    base = FeatureBase(
+        subscribers=pd.DataFrame({"subscriber_id": ["a"], "timezone": ["Europe/Berlin"]}),
+        addresses=pd.DataFrame(),
+        sends=sends,
+        engagements=eng,
+        optouts=pd.DataFrame(),
+        has_sends=True,
+    )
+    engaged, sent = exposure_histograms(base, pd.Timestamp("2026-09-20", tz="UTC"))
+    assert sent[0, 0, 10] == 2 and sent.sum() == 2
+    assert engaged[0, 0, 10] == 1 and engaged[0, 0, 33] == 1 and engaged.sum() == 2

@@ -65,7 +65,7 @@ def exposure_histograms(base: FeatureBase, as_of: pd.Timestamp) -> tuple[np.ndar
     send (activity exports) count at their own hour.
     """
     n = len(base.subscribers)
-    sends = base.sends[base.sends["at"] < as_of]
+    sends = base.sends[(base.sends["at"] < as_of) & (base.sends["how"] >= 0)]
     flat = (sends["sub"].to_numpy().astype(np.int64) * 2 + sends["channel"].to_numpy()) * H + sends[
         "how"
     ].to_numpy()

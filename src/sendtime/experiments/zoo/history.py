@@ -95,9 +95,11 @@ def triggered_sends(w: World, p: Population, sub_at, start: pd.Timestamp, days: 
     rate = w.triggers_per_week * rng.lognormal(0, 0.7, p.n) * (p.engaged.any(1) + 0.3)
     per = np.repeat(np.arange(p.n), rng.poisson(rate * weeks))
     online = (p.read / p.read.max(1, keepdims=True) + p.mood).astype(np.float64)
-    cum = np.cumsum(online, axis=1)
-    target = rng.random(len(per)) * cum[per, -1]
-    b = np.array([np.searchsorted(cum[i], x) for i, x in zip(per, target, strict=True)], dtype=np.int64)
+    cum = np.cumsum(online.ravel())  # one running sum over everybody's weeks: one searchsorted
+    lo = per * WEEK_BINS
+    before = np.where(lo > 0, cum[np.maximum(lo - 1, 0)], 0.0)
+    target = before + rng.random(len(per)) * (cum[lo + WEEK_BINS - 1] - before)
+    b = np.clip(np.searchsorted(cum, target) - lo, 0, WEEK_BINS - 1)
     monday = (start.tz_convert(None).normalize() - pd.Timedelta(days=start.weekday() + 7)).value
     wall = monday + rng.integers(0, weeks, len(per)) * 168 * HOUR_NS
     wall = wall + ((b + rng.random(len(per))) * DT * HOUR_NS).astype(np.int64)

@@ -44,6 +44,8 @@ PHONE_PLANS = {
 DIGITS_AFTER = {"US": 7, "GB": 8, "DE": 8, "AU": 7, "BR": 8, "IN": 8}
 FIRST = ("ana", "bo", "chen", "dara", "eli", "femi", "gita", "hans", "ivo", "jun", "kofi", "lena", "mo",
          "nia", "omar", "pia", "raj", "sara", "tom", "uri", "vik", "wei", "ximena", "yusuf", "zoe")  # fmt: skip
+# how often platforms export each spelling of `address_book`'s variants, per channel index
+VARIANT_P = {0: (0.7, 0.15, 0.05, 0.1), 1: (0.5, 0.25, 0.15, 0.1)}
 DOMAINS = ("mail.example", "example.com", "post.example", "example.co.uk", "example.de", "example.in")
 
 
@@ -220,6 +222,3 @@ def address_book(p: Population, rng: np.random.Generator) -> dict:
             nat = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL)
             variants[j, 1] = [phone[j], intl, nat if phone[j].startswith("+1") else intl, phone[j]]
     return {"email": np.where(p.has[:, 0], email, None), "phone": phone, "variants": variants}
-
-
-VARIANT_P = {0: (0.7, 0.15, 0.05, 0.1), 1: (0.5, 0.25, 0.15, 0.1)}
