@@ -58,6 +58,7 @@ bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the RE
 	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 3 4 --subscribers 2000
 	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 5000 10000
 	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 5000 --days 168
+	$(PY) -m sendtime.experiments.bench_capture --zoo all --seeds 0 1 2 --subscribers 4000 --weeks 8 --reference
 	$(PY) -m sendtime.experiments.bench_outspot
 	$(PY) -m sendtime.experiments.bench_load --start-server
 

@@ -109,7 +109,13 @@ def test_a_worse_model_is_registered_but_not_promoted(trained_champion, small_wo
 
 
 # -------------------------------------------------------------------------------------- run content
-BASELINES = ("campaign_time", "population_best_hour", "most_frequent_hour", "smoothed_histogram")
+BASELINES = (
+    "campaign_time",
+    "population_best_hour",
+    "most_frequent_hour",
+    "smoothed_histogram",
+    "exposure_corrected_histogram",
+)
 ARTIFACTS = (
     "plots/calibration.png",
     "plots/feature_importance.png",

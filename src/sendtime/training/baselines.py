@@ -12,11 +12,19 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from sendtime import schema as S
+from sendtime.features import local_time
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import Profiles
 
 H = S.HOURS_PER_WEEK
-NAMES = ("campaign_time", "population_best_hour", "most_frequent_hour", "smoothed_histogram")
+NAMES = (
+    "campaign_time",
+    "population_best_hour",
+    "most_frequent_hour",
+    "smoothed_histogram",
+    "exposure_corrected_histogram",
+)
+EXPOSURE_PSEUDO_SENDS = 1.0  # prior weight of the person's overall rate in each hour's response rate
 
 
 def raw_histograms(base: FeatureBase, as_of: pd.Timestamp) -> np.ndarray:
@@ -47,6 +55,59 @@ def score_grids(hist: np.ndarray) -> dict[str, np.ndarray]:
         "most_frequent_hour": most.astype(np.float32),
         "smoothed_histogram": (smooth * H).astype(np.float32),
     }
+
+
+def exposure_histograms(base: FeatureBase, as_of: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """([n, 2, 168] engagements by the local hour of the send they answer, [n, 2, 168] sends by hour).
+
+    An engagement at 10:00 may only say that we sent at 09:55: counted at its send's hour and divided
+    by the sends made at that hour, it becomes a response rate per send hour. Engagements tied to no
+    send (activity exports) count at their own hour.
+    """
+    n = len(base.subscribers)
+    sends = base.sends[(base.sends["at"] < as_of) & (base.sends["how"] >= 0)]
+    flat = (sends["sub"].to_numpy().astype(np.int64) * 2 + sends["channel"].to_numpy()) * H + sends[
+        "how"
+    ].to_numpy()
+    sent = np.bincount(flat, minlength=n * 2 * H).reshape(n, 2, H).astype(np.float32)
+    eng = base.engagements[base.engagements["at"] < as_of]
+    how = eng["how"].to_numpy().astype(np.int64)
+    if "sent_at" in eng and len(eng):
+        tied = eng["sent_at"].notna().to_numpy()
+        if tied.any():
+            tz_of = base.subscribers["timezone"].to_numpy()
+            sent_how = local_time.local_hour_of_week(
+                eng["sent_at"][tied], pd.Series(tz_of[eng["sub"].to_numpy()[tied]])
+            )
+            how[tied] = np.where(sent_how >= 0, sent_how, how[tied])
+    keep = how >= 0
+    flat = (eng["sub"].to_numpy().astype(np.int64) * 2 + eng["channel"].to_numpy()) * H + how
+    engaged = np.bincount(flat[keep], minlength=n * 2 * H).reshape(n, 2, H).astype(np.float32)
+    return engaged, sent
+
+
+def exposure_corrected_scores(engaged: np.ndarray, sent: np.ndarray) -> np.ndarray:
+    """Per-hour response rate, smoothed over neighbouring hours and toward the person's overall rate.
+
+    (E_h + k r) / (S_h + k) with E and S blurred by a [1/4, 1/2, 1/4] kernel over the circular week,
+    k = EXPOSURE_PSEUDO_SENDS and r the person's own rate on that channel (a floor of 1/H engagement
+    keeps people with no engagement from scoring zero everywhere).
+    """
+
+    def blur(x: np.ndarray) -> np.ndarray:
+        return 0.5 * x + 0.25 * (np.roll(x, 1, axis=-1) + np.roll(x, -1, axis=-1))
+
+    e, s = blur(engaged), blur(sent)
+    rate = (engaged.sum(-1, keepdims=True) + 1.0 / H) / (sent.sum(-1, keepdims=True) + 1.0)
+    k = EXPOSURE_PSEUDO_SENDS
+    return ((e + k * rate) / (s + k)).astype(np.float32)
+
+
+def baseline_grids(base: FeatureBase, as_of: pd.Timestamp) -> dict[str, np.ndarray]:
+    """Every baseline's score grid as of an instant: the raw-history ones plus the exposure-corrected one."""
+    grids = score_grids(raw_histograms(base, as_of))
+    grids["exposure_corrected_histogram"] = exposure_corrected_scores(*exposure_histograms(base, as_of))
+    return grids
 
 
 def _design(score: np.ndarray, rate: np.ndarray) -> np.ndarray:

@@ -63,8 +63,8 @@ def evaluate_split(booster, ex: examples.Examples, base: FeatureBase) -> tuple[d
     pred = booster.predict(test.X)
     results = {"model": model.metrics(test.y, pred)}
     curves = {"model": model.calibration_curve(test.y, pred)}
-    grids_val = baselines.score_grids(baselines.raw_histograms(base, val.profiles.as_of))
-    grids_test = baselines.score_grids(baselines.raw_histograms(base, test.profiles.as_of))
+    grids_val = baselines.baseline_grids(base, val.profiles.as_of)
+    grids_test = baselines.baseline_grids(base, test.profiles.as_of)
     fitted = {}
     for name in baselines.NAMES:
         b = baselines.Baseline(name).fit(grids_val[name], val.profiles, val.cells)
