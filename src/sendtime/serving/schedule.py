@@ -861,13 +861,12 @@ def _explain_unreachable(
     for mask, text in parts:
         detail[mask] = detail[mask] + np.where(detail[mask] == "", "", ", ").astype(object) + text
     plan.reason[none] = np.where(detail[none] == "", REASON_NO_CONTACT, detail[none])
-    if bad_zone is not None:  # noted after the contact reasons: "no contact" stays the reason of an empty row
-        bad = np.asarray(bad_zone, dtype=bool)
-        detail[bad] = detail[bad] + np.where(detail[bad] == "", "", ", ").astype(object) + REASON_BAD_ZONE
-        plan.reason[none & bad] = plan.reason[none & bad] + "; " + REASON_BAD_ZONE
     usable_other = ~none & ~duplicate & (detail != "")
     plan.reason[usable_other] = plan.reason[usable_other] + "; " + detail[usable_other]
     plan.reason[duplicate] = REASON_DUPLICATE
+    if bad_zone is not None:  # on every such row, after whatever else its reason says
+        bad = np.asarray(bad_zone, dtype=bool)
+        plan.reason[bad] = plan.reason[bad] + "; " + REASON_BAD_ZONE
 
 
 def plan_table(
