@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("schedule", help="a send plan for a campaign audience")
-    p.add_argument("--audience", required=True, help="CSV or Parquet with columns email and phone")
+    p.add_argument("--audience", required=True, help="CSV or Parquet: email, phone[, timezone]")
     p.add_argument("--start", required=True, help="window start, ISO-8601 with offset or Z")
     p.add_argument("--end", required=True, help="window end, ISO-8601 with offset or Z")
     p.add_argument("--out", required=True, help="plan file (.csv or .parquet)")

@@ -59,6 +59,7 @@ TZ_SOURCE = "tz_source"  # subscribers_table | phone | linked_profile | activity
 # --- audience and plan (sendtime schedule) -----------------------------------------------------
 AUDIENCE_EMAIL = "email"
 AUDIENCE_PHONE = "phone"
+AUDIENCE_TIMEZONE = "timezone"  # optional: an IANA zone the sending system knows for the row
 PLAN_CHANNEL = "channel"
 SEND_AT = "send_at"
 EXPECTED_ENGAGEMENT = "expected_engagement"

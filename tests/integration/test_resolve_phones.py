@@ -36,7 +36,7 @@ def test_phones_resolve_as_the_plain_path(predictor, small_world, monkeypatch, p
     raw = pd.Series([*known, *national, *new, *odd, *known[:5], *new[:5]], dtype=object)
     salt = predictor.settings.salt()
 
-    given, valid, own, new_id, zone, state = predictor._contact_columns(
+    given, valid, own, new_id, zone, state, zones = predictor._contact_columns(
         1, raw.where(raw.notna(), None).tolist()
     )
     expected = identity.normalise_phones(raw, predictor.settings.data.default_region)
@@ -47,6 +47,10 @@ def test_phones_resolve_as_the_plain_path(predictor, small_world, monkeypatch, p
     )
     assert _text(new_id) == _text(identity.hash_values(("sms:" + expected).astype(object), salt))
     assert _text(zone) == _text(local_time.timezones_from_phones(expected))
+    plain_zones = local_time.phone_zone_sets(expected, local_time.timezones_from_phones(expected))
+    assert _text(zones) == _text(plain_zones)  # every zone a number may be in, for SMS quiet hours
+    toll_free = zones[raw.tolist().index("+18005550199")]
+    assert {"America/Los_Angeles", "America/New_York", "Pacific/Honolulu"} <= set(toll_free.split("|"))
     assert (own[: len(known)] >= 0).sum() > 0 and valid[
         len(known) + 10 :
     ].sum() > 50  # known found, new parsed

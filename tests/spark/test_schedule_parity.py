@@ -71,3 +71,28 @@ def test_spark_plan_equals_the_local_plan(
     assert local["reason"].str.contains("send-rate cap").any()  # rows moved to another hour by a cap
     assert local["reason"].str.startswith("duplicate").sum() >= 8
     assert "model version" in printed["spark"] and "resolve + score (spark)" in printed["spark"]
+
+
+def test_spark_plan_equals_the_local_plan_with_declared_timezones(
+    spark, trained_champion, test_settings, audience_file, tmp_path
+):
+    """A `timezone` column (valid, blank and unreadable names) reaches the executors: the same plan."""
+    frame = pd.read_csv(audience_file, dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(2)
+    frame["timezone"] = rng.choice(
+        ["", "Europe/London", "Australia/Sydney", "Mars/Base", "America/Denver"], len(frame)
+    )
+    path = tmp_path / "audience-with-zones.csv"
+    frame.to_csv(path, index=False)
+    plans = {}
+    for engine in ("local", "spark"):
+        out = tmp_path / f"plan-{engine}.parquet"
+        assert (
+            run_schedule(path, START, END, out, test_settings, engine=engine, echo=lambda _: None, max_sms=30)
+            == 0
+        )
+        plans[engine] = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(plans["local"], plans["spark"], check_exact=True)
+    bad = plans["local"]["timezone"] == "Mars/Base"
+    assert bad.any() and plans["local"].loc[bad, "reason"].str.contains("invalid timezone").all()
+    assert not (plans["local"].loc[bad, "channel"] == "sms").any()

@@ -137,6 +137,27 @@ def test_followup_requests_are_validated_too():
     assert caught.value.details == [{"field": "email_sent_at", "message": "field required"}]
 
 
+def test_a_declared_timezone_must_be_an_iana_name():
+    settings = load_settings()
+    body = {"subscribers": [{"email": "a@b.co", "timezone": "Europe/London"}, {"phone": TEXAS, "timezone": " "},
+                            {"email": "c@d.co", "timezone": "Mars/Base"}, {"phone": TEXAS, "timezone": 5}]}  # fmt: skip
+    error = _refused(body, settings)
+    assert error.status == api.INVALID
+    assert [d["field"] for d in error.details] == ["subscribers[2].timezone", "subscribers[3].timezone"]
+    assert "unknown timezone 'Mars/Base' (expected an IANA name" in error.details[0]["message"]
+    request = api.parse(json.dumps({"subscribers": body["subscribers"][:2]}), api.PredictRequest, settings)
+    assert [s.timezone for s in request.subscribers] == ["Europe/London", None]  # blank means absent
+    with pytest.raises(api.RequestError) as caught:
+        api.parse(
+            json.dumps(
+                {"subscriber": {"phone": TEXAS, "timezone": "EST5EDT-ish"}, "email_sent_at": WINDOW["start"]}
+            ),
+            api.FollowupRequest,
+            settings,
+        )
+    assert [d["field"] for d in caught.value.details] == ["subscriber.timezone"]
+
+
 # ------------------------------------------------------------------------- answers (real champion)
 @pytest.fixture(scope="module")
 def served(trained_champion, test_settings, small_world):
@@ -243,11 +264,17 @@ def test_scores_hold_one_entry_per_clock_hour(served, days):
             pd.date_range(start, periods=24 * days, freq="h").strftime("%Y-%m-%dT%H:%M:%SZ")
         )
         assert all(0 <= h["probability"] < 1 for h in hours)
-    zone = served[0].resolve([known["emails"][1]], [TEXAS]).timezone[0]  # the person's, not the phone's
-    local = pd.DatetimeIndex([h["start"] for h in decision["scores"]["sms"]]).tz_convert(zone)
+    # quiet hours hold in the person's zone and in the Texas number's own (Central): both must allow a text
+    zones = {served[0].resolve([known["emails"][1]], [TEXAS]).timezone[0], "America/Chicago"}
+    starts = pd.DatetimeIndex([h["start"] for h in decision["scores"]["sms"]])
     texted = np.array([h["probability"] for h in decision["scores"]["sms"]]) > 0
-    sunday = local.dayofweek == 6
-    quiet = (local.hour < 9) | (local.hour >= 21) | (sunday & (local.hour < 12))  # Texas rules, local time
+    quiet = np.zeros(len(starts), dtype=bool)
+    for zone in zones:
+        local = starts.tz_convert(zone)
+        sunday = local.dayofweek == 6
+        quiet |= (
+            (local.hour < 9) | (local.hour >= 21) | (sunday & (local.hour < 12))
+        )  # Texas rules, local time
     assert not texted[quiet].any() and texted[~quiet].all()
     assert all(h["probability"] > 0 for h in decision["scores"]["email"])
     best = decision["scores"][decision["channel"]]

@@ -7,12 +7,14 @@ import pandas as pd
 import pytest
 
 from sendtime.configs.settings import PolicySettings
+from sendtime.features.local_time import phone_zone_sets, timezones_from_phones
 from sendtime.serving.quiet_hours import (
     load_rules,
     parse_days,
     parse_time,
     sms_allowed,
     state_for_phones,
+    zone_sets,
 )
 
 
@@ -135,3 +137,50 @@ def test_parse_days_and_times():
     assert parse_time("08:30") == 510 and parse_time("24:00") == 1440
     with pytest.raises(ValueError):
         parse_days("Funday")
+
+
+# --- every zone the recipient may be in ---------------------------------------------------------
+
+
+def test_a_zone_set_allows_only_hours_every_zone_allows():
+    hours = _hours("2026-11-03T00:00Z", 48)  # Sydney is UTC+11 (AEDT), New York UTC-5
+    both = _one(hours, "America/New_York|Australia/Sydney", None)
+    assert np.array_equal(both, _one(hours, "America/New_York", None) & _one(hours, "Australia/Sydney", None))
+    assert both.any()  # 21Z-01Z: 16:00-20:00 in New York, 08:00-12:00 in Sydney
+    for at in hours[both]:
+        for zone in ("America/New_York", "Australia/Sydney"):
+            assert 8 <= at.tz_convert(zone).hour < 21
+    # a state rule still applies on top of every zone
+    tx = _one(hours, "America/Chicago|Europe/London", "TX")
+    assert np.array_equal(tx, _one(hours, "America/Chicago", "TX") & _one(hours, "Europe/London", "TX"))
+
+
+def test_zone_sets_union_the_columns_and_skip_blanks():
+    a = np.array(["Europe/London", None, "", "America/Chicago|America/New_York", None], dtype=object)
+    b = np.array(["America/New_York", None, "Asia/Tokyo", "America/Chicago", np.nan], dtype=object)
+    c = np.array([None, None, None, "Europe/London", None], dtype=object)
+    assert zone_sets(a, b, c).tolist() == [
+        "America/New_York|Europe/London",
+        None,
+        "Asia/Tokyo",
+        "America/Chicago|America/New_York|Europe/London",
+        None,
+    ]
+
+
+def test_phone_zone_sets_keep_every_plausible_zone():
+    numbers = pd.Series(
+        ["+16175550123", "+12085550123", "+61412345678", "+18005550199", None, "+447911123456"]
+    )
+    single = timezones_from_phones(numbers)
+    sets = phone_zone_sets(numbers, single).tolist()
+    assert sets[0] == "America/New_York"  # Boston: one clock, nothing parsed again
+    assert sets[1] == "America/Boise|America/Los_Angeles"  # Idaho's area code spans two clocks
+    assert {"Australia/Perth", "Australia/Sydney", "Australia/Lord_Howe"} <= set(sets[2].split("|"))
+    assert {"America/New_York", "Pacific/Honolulu", "America/St_Johns"} <= set(sets[3].split("|"))
+    assert sets[4] is None
+    assert sets[5] == "Europe/London"  # Guernsey, Jersey, Isle of Man: aliases of London
+    # an Australian mobile may still be texted, in the hours all of Australia's clocks allow
+    hours = _hours("2026-11-03T00:00Z", 24)
+    allowed = _one(hours, sets[2], None)
+    assert allowed.any() and not _one(hours, sets[3], None).all()

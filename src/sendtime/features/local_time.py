@@ -84,6 +84,63 @@ def timezones_from_phones(e164: pd.Series) -> pd.Series:
     return pd.Series(zones.take(codes, allow_fill=True), index=e164.index, dtype="string")
 
 
+ZONE_SEPARATOR = "|"  # joins the zones of a set into one text key ("America/Chicago|America/New_York")
+
+
+def is_zone_name(name: object) -> bool:
+    """Whether `name` is an IANA timezone name this machine's tz database knows (aliases included)."""
+    return isinstance(name, str) and name in _valid_zones()
+
+
+@functools.cache
+def plausible_zones(zones: tuple[str, ...]) -> tuple[str, ...]:
+    """Every distinct zone of a number's zone list (aliases collapsed to their canonical zone, sorted).
+
+    `_zone_of` asks whether a number pins down one clock (for local-time features); SMS quiet hours ask
+    the opposite question, in which zones the number's owner may be: an area code or a mobile range that
+    spans several clocks (+1 208: Boise and Los Angeles; an Australian mobile: Perth to Lord Howe) keeps
+    all of them, so that a text is planned only when every one of them allows it.
+    """
+    links = _zone_links()
+    canonical = {links.get(z, z) for z in zones if z != _UNKNOWN_ZONE}
+    return tuple(sorted(z for z in canonical if z in _valid_zones()))
+
+
+def _zone_set_for_number(e164: str) -> str | None:
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = plausible_zones(tuple(phone_timezone.time_zones_for_number(number)))
+    return ZONE_SEPARATOR.join(zones) or None
+
+
+def phone_zone_sets(e164: pd.Series, single: pd.Series) -> pd.Series:
+    """Every zone each E.164 number's owner may be in, as a `ZONE_SEPARATOR`-joined key; <NA> when the
+    number tells nothing.
+
+    `single` is the number's one zone where it has one (`timezones_from_phones`): its plausible zones
+    keep that one clock, so it stands for them and nothing is parsed. Only numbers without one (toll-free,
+    an area code across a zone line, mobiles of a many-zone country) are looked up, one parse per
+    `TIMEZONE_LONGEST_PREFIX` prefix as in `timezones_from_phones`, so a million rows parse a few of them.
+    """
+    out = np.asarray(single, dtype=object).copy()
+    numbers = np.asarray(e164, dtype=object)
+    missing = pd.isna(out)
+    out[missing] = None
+    todo = np.flatnonzero(missing & ~pd.isna(numbers))
+    if len(todo):
+        rest = pd.Series(numbers[todo], dtype="string")
+        prefix = rest.str.slice(0, 1 + phone_timezone.TIMEZONE_LONGEST_PREFIX)
+        codes, uniques = pd.factorize(prefix, use_na_sentinel=True)
+        first = pd.Series(np.arange(len(rest))).groupby(codes).first().to_numpy()
+        found = np.array(
+            [_zone_set_for_number(str(t)) for t in rest.to_numpy(dtype=object)[first]], dtype=object
+        )
+        out[todo] = found[codes]
+    return pd.Series(out, index=pd.Series(e164).index, dtype=object)
+
+
 def _utc_index(ts_utc: pd.Series | pd.DatetimeIndex) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(ts_utc, utc=True))
 
@@ -215,6 +272,13 @@ def _clean_names(values: pd.Series | None, n: int) -> tuple[np.ndarray, np.ndarr
     invalid = np.array([name is not None for name in names]) & ~valid
     names[~valid] = None
     return names[codes], invalid[codes]
+
+
+def declared_zones(values, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(IANA name or None, invalid flag) per row of a `timezone` column a sending system declares (an
+    audience file, an API request); blank means absent. Read as the subscribers table's are: a name the
+    tz database does not know is flagged, never guessed."""
+    return _clean_names(None if values is None else pd.Series(list(values), dtype=object), n)
 
 
 def resolve_timezones(

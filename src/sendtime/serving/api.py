@@ -114,6 +114,20 @@ def _contact(value: Any) -> str | None:
     return value.strip() or None
 
 
+def _zone(value: Any) -> str | None:
+    """An IANA timezone name (blank means absent); anything the tz database does not know is refused."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IANA timezone name as a string, got {type(value).__name__}")
+    name = value.strip()
+    if not name:
+        return None
+    if not local_time.is_zone_name(name):
+        raise ValueError(f"unknown timezone {value!r} (expected an IANA name such as Europe/London)")
+    return name
+
+
 def _channel(value: Any) -> str:
     name = str(value).strip().lower() if isinstance(value, str) else None
     if name not in CHANNELS:
@@ -125,6 +139,7 @@ Timestamp = Annotated[
     datetime | None, PlainValidator(_timestamp), WithJsonSchema({"type": "string", "format": "date-time"})
 ]
 Contact = Annotated[str | None, PlainValidator(_contact), WithJsonSchema({"type": ["string", "null"]})]
+ZoneName = Annotated[str | None, PlainValidator(_zone), WithJsonSchema({"type": ["string", "null"]})]
 ChannelName = Annotated[
     str, PlainValidator(_channel), WithJsonSchema({"type": "string", "enum": list(CHANNELS)})
 ]
@@ -150,6 +165,11 @@ class LastSent(_Strict):
 class Person(_Strict):
     email: Contact = Field(None, description="e-mail address (any case)")
     phone: Contact = Field(None, description="phone number, E.164 or national format of data.default_region")
+    timezone: ZoneName = Field(
+        None,
+        description="IANA timezone the sending system knows (e.g. Europe/London): local-time decisions use it "
+        "like a subscribers-table zone, and an SMS must be allowed in it as well as in the number's zones",
+    )
 
     @model_validator(mode="after")
     def _needs_contact(self) -> Person:
@@ -420,13 +440,13 @@ def answer(
     hours = window_hours(request.window, now)
     subs = request.subscribers
     given = [(s.email, s.phone) for s in subs]
-    audience = predictor.resolve([g[0] for g in given], [g[1] for g in given])
+    audience = predictor.resolve([g[0] for g in given], [g[1] for g in given], [s.timezone for s in subs])
     _check_contacts(audience, given, "subscribers[{i}]")
 
     wanted = np.array([request.channels is None or c in request.channels for c in CHANNELS])
     eligible = policy.eligibility(audience.has[:, 0], audience.has[:, 1], request.channels)
     scores = predictor.score(audience, hours, channels=eligible)
-    allowed = sms_allowed(hours, audience.timezone, audience.state, _rules(settings))
+    allowed = sms_allowed(hours, audience.sms_zones, audience.state, _rules(settings))
     feasible = policy.feasible_mask(eligible, allowed, hours, _last_sent(subs), settings.policy)
     d = policy.decide(
         scores, feasible, settings.policy, rng, base_reasons=audience.base_reasons(), eligible=eligible
@@ -565,7 +585,7 @@ def followup(request: FollowupRequest, predictor: Predictor, settings: Settings)
     )
     hours = local_time.candidate_hours(earliest, latest + pd.Timedelta(seconds=1))  # both ends included
     person = request.subscriber
-    audience = predictor.resolve([person.email], [person.phone])
+    audience = predictor.resolve([person.email], [person.phone], [person.timezone])
     _check_contacts(audience, [(person.email, person.phone)], "subscriber")
 
     # the e-mail went out, so score it even without a known address (linked profile, cohort or population)
@@ -576,7 +596,7 @@ def followup(request: FollowupRequest, predictor: Predictor, settings: Settings)
     k = int(pol.followup_min_hours)
     email_expected = float(scores[0, 0, 0]) * (float(survival[k]) if k < len(survival) else 0.0)
 
-    allowed = sms_allowed(hours, audience.timezone, audience.state, _rules(settings))
+    allowed = sms_allowed(hours, audience.sms_zones, audience.state, _rules(settings))
     plan = plan_followups(
         email_sent_at=np.array([sent.tz_localize(None).to_datetime64()]),
         engaged=np.array([request.engaged]),

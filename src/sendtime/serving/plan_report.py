@@ -67,6 +67,11 @@ def format_summary(result: ScheduleResult, out: Path, png: Path | None = None) -
         )
     if result.duplicates:
         extras.append(f"{result.duplicates:,} duplicate rows not planned (one send per person)")
+    if getattr(result, "invalid_timezones", 0):
+        extras.append(
+            f"{result.invalid_timezones:,} rows with a timezone that is not an IANA name: planned without sms "
+            "(their reason says so)"
+        )
     extras.append(f"model scored {result.scored_rows:,} distinct inputs")
     lines.append("; ".join(extras))
     if png is not None:

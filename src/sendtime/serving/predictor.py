@@ -23,7 +23,7 @@ from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features import identity, local_time, phones
 from sendtime.features.profiles import Profiles, cohort_keys
-from sendtime.serving.quiet_hours import state_for_phones
+from sendtime.serving.quiet_hours import state_for_phones, zone_sets
 from sendtime.training.features import FEATURES, Rows, feature_matrix, gather_rows
 
 CHUNK_CELLS = 400_000  # feature rows per predict call: bounds memory on million-row audiences
@@ -47,11 +47,19 @@ class Audience:
     has: np.ndarray  # bool [n, 2]: a valid contact, not opted out
     invalid: np.ndarray  # bool [n, 2]: a contact was given but cannot be parsed
     opted_out: np.ndarray  # bool [n, 2]
-    timezone: np.ndarray  # object [n]
-    tz_source: np.ndarray  # object [n]
+    timezone: np.ndarray  # object [n]: the zone the hour-of-week patterns are read in
+    # object [n]: subscribers_table | phone | linked_profile | activity | declared | default
+    tz_source: np.ndarray
     state: np.ndarray  # object [n]
     cohort: np.ndarray  # int [n]
     pattern: np.ndarray  # object [n, 2]: where each channel's pattern comes from
+    # object [n]: every zone that must allow a text (a `quiet_hours.zone_sets` key); None: no SMS hour.
+    # Not given (an audience built by hand): the pattern zone alone.
+    sms_zones: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.sms_zones is None:
+            self.sms_zones = np.asarray(self.timezone, dtype=object).copy()
 
     def __len__(self) -> int:
         return len(self.subscriber_id)
@@ -129,7 +137,26 @@ class Predictor:
         return cls(champ.booster, profiles, settings, champ.version, meta)
 
     # ------------------------------------------------------------------------------------ resolution
-    def resolve(self, emails: Sequence[str | None], phones: Sequence[str | None]) -> Audience:
+    def resolve(
+        self,
+        emails: Sequence[str | None],
+        phones: Sequence[str | None],
+        timezones: Sequence[str | None] | None = None,
+    ) -> Audience:
+        """Profiles, zones and SMS constraints of each (email, phone[, timezone]) contact.
+
+        Zones, in order of trust: a zone the row declares (`timezones`, IANA; the sending system knows
+        it) or a subscribers-table zone, then the number's own, then a linked row's or the activity
+        pattern's, then `data.default_timezone`. A known person's patterns are read in the zone they were
+        learnt in (their profile's: the instants they engaged at stay the same whatever the zone is
+        called); people without a trusted profile zone take the declared zone, else the number's.
+
+        `sms_zones` is what SMS quiet hours check, all of it: the declared zone, every zone the phone
+        number may be in, and the zones of the profiles used (subscribers table, phone, linked row or
+        activity), so a zone guessed from activity adds a constraint and never lifts the number's. The
+        configured default is no evidence: it counts only when nothing else names a zone. A declared
+        name that is not an IANA zone gives the row no SMS hour (callers report it; the API refuses it).
+        """
         n = len(emails)
         if n > SMALL_AUDIENCE:
             email, phone = self._contacts_in_bulk(list(emails), list(phones))
@@ -149,15 +176,21 @@ class Predictor:
         subscriber_id[~known] = np.where(valid[~known].any(axis=1), new_ids[~known], None)
 
         phone_tz = phone[4]
+        declared, bad_zone = local_time.declared_zones(timezones, n)
         timezone = np.where(known, self._zone[np.maximum(person, 0)], None)
         tz_source = np.where(known, self._zone_source[np.maximum(person, 0)], None)
-        use_phone = (~known | (tz_source == "default")) & pd.notna(phone_tz)
+        untrusted = ~known | (tz_source == "default")
+        use_declared = untrusted & pd.notna(declared)
+        timezone = np.where(use_declared, declared, timezone)
+        tz_source = np.where(use_declared, "declared", tz_source)
+        use_phone = untrusted & ~use_declared & pd.notna(phone_tz)
         timezone = np.where(use_phone, phone_tz, timezone)
         tz_source = np.where(use_phone, "phone", tz_source)
         default = self.settings.data.default_timezone
         tz_source = np.where(pd.isna(timezone), "default", tz_source)
         timezone = np.where(pd.isna(timezone), default, timezone)
         state = phone[5]
+        sms_zones = self._sms_zones(rows, timezone, tz_source, declared, phone[6], bad_zone)
 
         pattern = np.empty((n, 2), dtype=object)
         cohort = self._cohort_index(cohort_keys(timezone, tz_source))
@@ -180,7 +213,21 @@ class Predictor:
             state,
             cohort,
             pattern,
+            sms_zones,
         )
+
+    def _sms_zones(self, rows, timezone, tz_source, declared, phone_zones, bad_zone) -> np.ndarray:
+        """`Audience.sms_zones`: the declared zone, the number's zones, the zones of the profiles used and
+        the pattern zone, each unless it is only the configured default; the default alone otherwise."""
+        profile_zones = []
+        for c in range(len(S.CHANNELS)):
+            r = np.maximum(rows[:, c], 0)
+            evidence = (rows[:, c] >= 0) & (self._zone_source[r] != "default")
+            profile_zones.append(np.where(evidence, self._zone[r], None))
+        own = np.where(tz_source != "default", timezone, None)
+        zones = zone_sets(declared, phone_zones, own, *profile_zones)
+        zones = np.where(pd.isna(zones), timezone, zones)
+        return np.where(bad_zone, None, zones).astype(object)
 
     def _contacts(self, c: int, values: Sequence) -> list[np.ndarray]:
         """`_contact_columns` for channel c, memoised per distinct contact for calls of up to SMALL_AUDIENCE.
@@ -240,15 +287,18 @@ class Predictor:
                 norm = pd.concat([m[1] for m in mine], ignore_index=True)
                 parsed = {k: v for m in mine for k, v in m[2].items()}
                 columns[4] = phones.zones_for_e164(norm, parsed).to_numpy(dtype=object)
+                columns[6] = local_time.phone_zone_sets(norm, columns[4]).to_numpy(dtype=object)
             out.append(columns)
         return out[0], out[1]
 
     def _contact_columns(self, c: int, values: list) -> list[np.ndarray]:
         """Per contact on channel c (0 e-mail, 1 phone), vectorised: given, valid, own profile row (-1: none),
-        the id a new person gets from it, and for phones the number's timezone and US state (else None)."""
+        the id a new person gets from it, and for phones the number's timezone, US state and every zone
+        it may be in (`local_time.phone_zone_sets`) (else None)."""
         columns, norm, parsed = self._columns(c, values)
         if c == 1:
             columns[4] = phones.zones_for_e164(norm, parsed).to_numpy(dtype=object)
+            columns[6] = local_time.phone_zone_sets(norm, columns[4]).to_numpy(dtype=object)
         return columns
 
     def _columns(self, c: int, values: list, workers: int | None = None) -> tuple[list, pd.Series, dict]:
@@ -270,10 +320,10 @@ class Predictor:
         if valid.any():
             keys = [f"{name}:{v}" for v in norm[valid].to_numpy(dtype=object)]
             new_id[valid] = identity.hash_values(pd.Series(keys, dtype=object), salt).to_numpy()
-        zone = state = np.full(len(values), None, dtype=object)
+        zone = state = zones = np.full(len(values), None, dtype=object)
         if c == 1:
             state = state_for_phones(norm).to_numpy(dtype=object)
-        return [given, valid, own, new_id, zone, state], norm, parsed
+        return [given, valid, own, new_id, zone, state, zones], norm, parsed
 
     def _phones(
         self, raw: pd.Series, salt: str, workers: int | None = None
@@ -558,7 +608,7 @@ def _given(values: Sequence[str | None]) -> np.ndarray:
     return (s.notna() & (s.astype(str).str.strip() != "") & (s.astype(str).str.lower() != "nan")).to_numpy()
 
 
-_CONTACT_DTYPES = (bool, bool, np.int64, object, object, object)  # the columns of Predictor._contact_columns
+_CONTACT_DTYPES = (bool, bool, np.int64, object, object, object, object)  # Predictor._contact_columns
 
 
 def _contact_key(value: object) -> tuple | None:

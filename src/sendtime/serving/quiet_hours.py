@@ -8,7 +8,12 @@ instant is converted with the recipient's IANA timezone rather than a fixed offs
    (`configs/us_state_quiet_hours.csv`, replaceable through `PolicySettings.state_rules_file`) so that
    compliance staff can read and change them without touching code.
 
-`sms_allowed` is vectorised by grouping subscribers per distinct (timezone, state): an audience of a
+Both are checked in *every* zone the recipient may be in (`zone_sets`): the zone the phone number
+reveals (all of them when its area or range spans several clocks), a zone the sending system declares
+for the row, and the zone the person's profile uses; where they disagree, each must allow the hour. An
+activity-inferred profile zone therefore adds a constraint but can never lift the number's own.
+
+`sms_allowed` is vectorised by grouping subscribers per distinct (zone set, state): an audience of a
 million people usually has a few hundred such groups, and each group's row is computed once.
 """
 
@@ -28,6 +33,7 @@ import phonenumbers
 from phonenumbers import geocoder
 
 from sendtime.configs.settings import PolicySettings
+from sendtime.features.local_time import ZONE_SEPARATOR
 
 BUILTIN_RULES = "us_state_quiet_hours.csv"
 RULE_COLUMNS = ("state", "days", "start", "end")
@@ -209,9 +215,11 @@ def sms_allowed(
 ) -> np.ndarray:
     """bool [n, H]: may an SMS go out to subscriber i at hour start j?
 
-    Allowed when the local time of that instant is inside the federal [start, end) and inside the
-    state's window for that local weekday. A subscriber without a timezone gets no SMS hour at all:
-    without a local time we cannot show the send is lawful, so we err on the quiet side.
+    `timezones[i]` is one IANA name or several joined by `ZONE_SEPARATOR` (`zone_sets`): the hour is
+    allowed only when, in every one of those zones, the local time of that instant is inside the federal
+    [start, end) and inside the state's window for that local weekday. A subscriber without a timezone
+    gets no SMS hour at all: without a local time we cannot show the send is lawful, so we err on the
+    quiet side.
     """
     hours = utc_hours(hour_starts)
     tz_codes, tz_names = _factorize(timezones, upper=False)
@@ -221,26 +229,69 @@ def sms_allowed(
     width = len(st_names) + 1  # codes shifted by one so that -1 (unknown) packs into the key too
     groups, inverse = np.unique((tz_codes + 1) * width + (st_codes + 1), return_inverse=True)
     table = np.zeros((len(groups), len(hours)), dtype=bool)
-    local_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    local_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for g, key in enumerate(groups):
         tz_code, st_code = (code - 1 for code in divmod(int(key), width))
         if tz_code < 0:
             continue  # unknown timezone: no SMS
-        if tz_code not in local_cache:
-            local_cache[tz_code] = _local_clock(hours, tz_names[tz_code])
         state = st_names[st_code] if st_code >= 0 else None
-        table[g] = _allowed_row(*local_cache[tz_code], state, rules)
+        allowed = np.ones(len(hours), dtype=bool)
+        for zone in filter(None, (z.strip() for z in tz_names[tz_code].split(ZONE_SEPARATOR))):
+            if zone not in local_cache:
+                local_cache[zone] = _local_clock(hours, zone)
+            allowed &= _allowed_row(*local_cache[zone], state, rules)
+        table[g] = allowed
     return table[inverse.reshape(-1)]
 
 
+def zone_sets(*columns: np.ndarray) -> np.ndarray:
+    """Per row, the union of the zones its columns name, as one sorted `ZONE_SEPARATOR`-joined key (object
+    [n]; None where no column names one). Each cell is None/NaN/blank, a zone, or itself a joined set.
+
+    The key is what `sms_allowed` reads: every zone in it must allow the hour. Computed once per
+    distinct combination of cells, so a million rows cost a few factorisations.
+    """
+    n = len(columns[0]) if columns else 0
+    codes = np.zeros(n, dtype=np.int64)
+    parts = []
+    for column in columns:
+        part, names = _factorize(column, upper=False)
+        if len(part) != n:
+            raise ValueError(f"zone_sets: a column has {len(part)} rows, expected {n}")
+        parts.append((part, names))
+        codes = pd.factorize(codes * (len(names) + 1) + (part + 1))[0].astype(np.int64)
+    _, first = np.unique(codes, return_index=True)  # codes are 0..k-1 in order of first appearance
+    keys = np.empty(len(first), dtype=object)
+    for k, row in enumerate(first.tolist()):
+        zones: set[str] = set()
+        for part, names in parts:
+            if part[row] >= 0:
+                zones.update(z.strip() for z in names[part[row]].split(ZONE_SEPARATOR) if z.strip())
+        keys[k] = ZONE_SEPARATOR.join(sorted(zones)) or None
+    return keys[codes]
+
+
 def _factorize(values: np.ndarray, upper: bool) -> tuple[np.ndarray, list[str]]:
-    """Codes per row (-1 for None, NaN or blank) and the distinct cleaned strings."""
-    series = pd.Series(np.asarray(values, dtype=object).reshape(-1), dtype="string").str.strip()
-    if upper:
-        series = series.str.upper()
-    series = series.mask((series == "").fillna(False))
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    return codes.astype(np.int64), [str(u) for u in uniques]
+    """Codes per row (-1 for None, NaN or blank) and the distinct cleaned strings.
+
+    Raw values are factorised first and only the distinct ones cleaned (a million rows hold a few
+    hundred zones), then values that clean to the same text share one code."""
+    raw_codes, uniques = pd.factorize(np.asarray(values, dtype=object).reshape(-1), use_na_sentinel=True)
+    cleaned = [str(u).strip() for u in uniques]
+    cleaned = [c.upper() if upper else c for c in cleaned]
+    names: list[str] = []
+    position: dict[str, int] = {}
+    remap = np.empty(len(cleaned) + 1, dtype=np.int64)
+    remap[-1] = -1  # raw code -1 (missing) stays missing
+    for k, text in enumerate(cleaned):
+        if not text:
+            remap[k] = -1
+            continue
+        if text not in position:
+            position[text] = len(names)
+            names.append(text)
+        remap[k] = position[text]
+    return remap[raw_codes], names
 
 
 def _local_clock(hours: pd.DatetimeIndex, timezone: str) -> tuple[np.ndarray, np.ndarray]:

@@ -79,7 +79,7 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import PolicySettings, Settings
-from sendtime.features.local_time import candidate_hours
+from sendtime.features.local_time import candidate_hours, declared_zones
 from sendtime.serving.allocation import UNLIMITED, assign_hours, holdout_mask, sms_gain
 from sendtime.serving.policy import _windows as best_windows  # shared with decide: same windows as the API
 from sendtime.serving.policy import decide, feasible_mask
@@ -118,6 +118,7 @@ REASON_NO_FEASIBLE = "no feasible hour (quiet hours)"
 REASON_NO_CONTACT = "no contact"
 REASON_BUDGET = "sms budget exhausted"
 REASON_CAP = "send-rate cap full"
+REASON_BAD_ZONE = "invalid timezone (not an IANA name): no sms"
 
 
 class EngineNotAvailable(NotImplementedError, ValueError):
@@ -656,21 +657,30 @@ class ScheduleResult:
     timings: dict[str, float]
     scored_cells: int = 0  # (distinct input, channel, hour) cells the model scored
     plan_rounds: int = 1  # plans made: more than one when the capacity certificate asked for more cells
+    invalid_timezones: int = 0  # rows whose declared timezone is not an IANA name (planned without SMS)
 
 
-def resolve_audience(predictor, emails: pd.Series, phones: pd.Series):
-    """`predictor.resolve` once per distinct (email, phone) pair, expanded back to every row."""
+def resolve_audience(predictor, emails: pd.Series, phones: pd.Series, timezones: pd.Series | None = None):
+    """`predictor.resolve` once per distinct (email, phone[, timezone]) row, expanded back to every row.
+    `timezones` None: the audience declares no zones (and the predictor is asked with two columns)."""
     n = len(emails)
-    e_codes, _ = pd.factorize(pd.Series(emails, dtype=object).reset_index(drop=True))
-    p_codes, p_uniques = pd.factorize(pd.Series(phones, dtype=object).reset_index(drop=True))
-    codes, _ = pd.factorize((e_codes.astype(np.int64) + 1) * (len(p_uniques) + 1) + (p_codes + 1))
+    columns = [emails, phones] if timezones is None else [emails, phones, timezones]
+    codes = np.zeros(n, dtype=np.int64)
+    for column in columns:
+        part, uniques = pd.factorize(pd.Series(column, dtype=object).reset_index(drop=True))
+        codes = pd.factorize(codes * (len(uniques) + 1) + (part + 1))[0].astype(np.int64)
     distinct, first = np.unique(codes, return_index=True)  # codes are 0..k-1 in order of first appearance
     if len(distinct) == n:
-        return predictor.resolve(list(emails), list(phones))
-    sub = predictor.resolve(
-        list(np.asarray(emails, dtype=object)[first]), list(np.asarray(phones, dtype=object)[first])
-    )
+        return predictor.resolve(*(list(c) for c in columns))
+    sub = predictor.resolve(*(list(np.asarray(c, dtype=object)[first]) for c in columns))
     return sub.take(codes)
+
+
+def declared_timezones(frame: pd.DataFrame) -> pd.Series | None:
+    """The audience's optional `timezone` column (None when it has none), blanks as None."""
+    if S.AUDIENCE_TIMEZONE not in frame.columns:
+        return None
+    return contacts(frame, S.AUDIENCE_TIMEZONE)
 
 
 def score_audience(predictor, audience, hours: pd.DatetimeIndex, progress: bool = False, dedupe: bool = True):
@@ -776,13 +786,17 @@ def schedule_frame(
     progress = n >= PROGRESS_MIN_ROWS if progress is None else progress
     clock = time.perf_counter()
 
-    aud = resolve_audience(predictor, contacts(frame, S.AUDIENCE_EMAIL), contacts(frame, S.AUDIENCE_PHONE))
+    zones = declared_timezones(frame)
+    aud = resolve_audience(
+        predictor, contacts(frame, S.AUDIENCE_EMAIL), contacts(frame, S.AUDIENCE_PHONE), zones
+    )
+    bad_zone = declared_zones(zones, n)[1]
     clock = _lap(timings, "resolve", clock)
 
     ids = pd.Series(aud.subscriber_id, dtype=object)
     duplicate = (ids.duplicated(keep="first") & ids.notna()).to_numpy() & (duplicates == "first")
     eligible = aud.has & ~duplicate[:, None]
-    allowed = sms_allowed(window.hours, aud.timezone, aud.state, load_rules(policy))
+    allowed = sms_allowed(window.hours, aud.sms_zones, aud.state, load_rules(policy))
     reachable = feasible_mask(aud.has, allowed, window.hours, None, policy)  # before one-send-per-person
     feasible = reachable & eligible[:, :, None]
     hold = holdout_mask(ids, holdout, seed) if holdout > 0 else np.zeros(n, dtype=bool)
@@ -812,12 +826,21 @@ def schedule_frame(
         rounds = 1
         clock = _lap(timings, "score", clock)
         plan = plan_campaign(scores, feasible, policy, **options)
-    _explain_unreachable(plan, aud, duplicate)
+    _explain_unreachable(plan, aud, duplicate, bad_zone)
     clock = _lap(timings, "allocate", clock)
     table = plan_table(frame, aud.subscriber_id, plan, window.hours)
     _lap(timings, "assemble", clock)
     return ScheduleResult(
-        table, plan, window, predictor.model_version, int(duplicate.sum()), distinct, timings, cells, rounds
+        table,
+        plan,
+        window,
+        predictor.model_version,
+        int(duplicate.sum()),
+        distinct,
+        timings,
+        cells,
+        rounds,
+        int(bad_zone.sum()),
     )
 
 
@@ -827,8 +850,11 @@ def _lap(timings: dict[str, float], stage: str, since: float) -> float:
     return now
 
 
-def _explain_unreachable(plan: CampaignPlan, aud, duplicate: np.ndarray) -> None:
-    """Say why a row without a usable contact gets nothing; note an unusable second contact."""
+def _explain_unreachable(
+    plan: CampaignPlan, aud, duplicate: np.ndarray, bad_zone: np.ndarray | None = None
+) -> None:
+    """Say why a row without a usable contact gets nothing; note an unusable second contact and a declared
+    timezone that is not an IANA name (such a row is planned without SMS: see `Predictor.resolve`)."""
     none = ~aud.has.any(axis=1)
     parts = [
         (aud.invalid[:, EMAIL], "invalid email"),
@@ -843,6 +869,9 @@ def _explain_unreachable(plan: CampaignPlan, aud, duplicate: np.ndarray) -> None
     usable_other = ~none & ~duplicate & (detail != "")
     plan.reason[usable_other] = plan.reason[usable_other] + "; " + detail[usable_other]
     plan.reason[duplicate] = REASON_DUPLICATE
+    if bad_zone is not None:  # on every such row, after whatever else its reason says
+        bad = np.asarray(bad_zone, dtype=bool)
+        plan.reason[bad] = plan.reason[bad] + "; " + REASON_BAD_ZONE
 
 
 def plan_table(

@@ -118,7 +118,10 @@ def _score_batches(batches, spec: ModelSpec, model_text, hours_ns: np.ndarray, e
             pdf = batch.iloc[lo : lo + BATCH_ROWS]
             emails = _decode(pdf[S.AUDIENCE_EMAIL], encoding[S.AUDIENCE_EMAIL])
             phones = _decode(pdf[S.AUDIENCE_PHONE], encoding[S.AUDIENCE_PHONE])
-            aud = sched.resolve_audience(predictor, emails, phones)
+            zones = None  # the audience's declared timezones, when it has the column
+            if S.AUDIENCE_TIMEZONE in encoding:
+                zones = _decode(pdf[S.AUDIENCE_TIMEZONE], encoding[S.AUDIENCE_TIMEZONE])
+            aud = sched.resolve_audience(predictor, emails, phones, zones)
             scores, distinct = sched.score_audience(predictor, aud, hours)
             fields = {f: np.asarray(getattr(aud, f)) for f in type(aud).__dataclass_fields__}
             yield pd.DataFrame({
@@ -138,17 +141,20 @@ class SparkScoredPredictor:
     itself, with every campaign-wide limit, is the local engine's, unchanged."""
 
     def __init__(self, settings: Settings, model_version: str, emails: pd.Series, phones: pd.Series,
-                 audience: Audience, scores: np.ndarray, hours: pd.DatetimeIndex) -> None:  # fmt: skip
+                 audience: Audience, scores: np.ndarray, hours: pd.DatetimeIndex,
+                 timezones: pd.Series | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.model_version = str(model_version)
         self.meta = {"engine": ENGINE, "model_version": self.model_version}
         self.audience, self.scores, self.hours = audience, scores, hours
         self._row_of_pair: dict = {}
-        for row, pair in enumerate(zip(emails.map(_contact_key), phones.map(_contact_key), strict=True)):
+        columns = [emails, phones] if timezones is None else [emails, phones, timezones]
+        for row, pair in enumerate(zip(*(c.map(_contact_key) for c in columns), strict=True)):
             self._row_of_pair.setdefault(pair, row)
 
-    def resolve(self, emails, phones) -> Audience:
-        keys = zip(map(_contact_key, emails), map(_contact_key, phones), strict=True)
+    def resolve(self, emails, phones, timezones=None) -> Audience:
+        columns = [emails, phones] if timezones is None else [emails, phones, timezones]
+        keys = zip(*(map(_contact_key, c) for c in columns), strict=True)
         try:
             rows = np.fromiter((self._row_of_pair[k] for k in keys), dtype=np.int64)
         except KeyError as exc:
@@ -256,7 +262,9 @@ def score_spark(
 
     n = len(frame)
     columns, encoding, types = {"row": np.arange(n, dtype=np.int64)}, {}, ["row long"]
-    for name in (S.AUDIENCE_EMAIL, S.AUDIENCE_PHONE):
+    names = [S.AUDIENCE_EMAIL, S.AUDIENCE_PHONE]
+    names += [S.AUDIENCE_TIMEZONE] if sched.declared_timezones(frame) is not None else []
+    for name in names:
         columns[name], encoding[name], kind = _ship(sched.contacts(frame, name))
         types.append(f"{name} {kind}")
     hours_ns = hours.as_unit("ns").asi8.copy()
@@ -316,6 +324,7 @@ def plan_spark(
             stand_in = SparkScoredPredictor(
                 Settings.model_validate(spec.settings), spec.version, sched.contacts(frame, S.AUDIENCE_EMAIL),
                 sched.contacts(frame, S.AUDIENCE_PHONE), aud, scores, window.hours,
+                sched.declared_timezones(frame),
             )  # fmt: skip
         else:  # nothing to spread: the predictor itself answers an empty audience
             stand_in, distinct = predictor or _load_predictor(spec, text), 0

@@ -48,7 +48,7 @@ def true_values(gt: GroundTruth, hour_starts: pd.DatetimeIndex) -> np.ndarray:
 
 def feasible(predictor: Predictor, audience: Audience, hour_starts: pd.DatetimeIndex) -> np.ndarray:
     allowed = sms_allowed(
-        hour_starts, audience.timezone, audience.state, load_rules(predictor.settings.policy)
+        hour_starts, audience.sms_zones, audience.state, load_rules(predictor.settings.policy)
     )
     mask = np.repeat(audience.has[:, :, None], len(hour_starts), axis=2)
     mask[:, 1] &= allowed
