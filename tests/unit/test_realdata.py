@@ -138,6 +138,16 @@ def test_outspot_offsets_follow_brussels_daylight_saving(tmp_path):
     assert written["at"].tolist() == events["at"].tolist()
 
 
+def test_cutoffs_are_a_week_apart_and_leave_a_week_after():
+    at = pd.Series(pd.date_range("2024-01-01", "2024-03-31", freq="h", tz="UTC"))
+    active = pd.DataFrame({"person": "p", "at": at, "local": at.dt.tz_localize(None)})
+    cuts = B.choose_cutoffs(active, 100)
+    gaps = pd.Series(cuts).diff().dropna()
+    assert len(cuts) > 5 and (gaps >= pd.Timedelta(days=7)).all()
+    assert cuts[-1] <= at.max() - pd.Timedelta(days=7)
+    assert all(c == c.floor("D") for c in cuts)
+
+
 def _habit_world(people: int = 24, weeks: int = 10) -> pd.DataFrame:
     """Each person active at one own local hour, three weekdays a week; offsets differ by person."""
     rows = []
@@ -171,3 +181,10 @@ def test_scoring_path_on_a_tiny_synthetic_set():
     assert table.loc[0, B.RAW + " se"] == pytest.approx(0.0)
     text = B.markdown(table)
     assert text.count("\n") == 2 + len(table) and "| tiny |" in text
+
+
+def test_build_skips_sets_whose_source_is_absent_and_says_why(tmp_path):
+    status = R.build(["git", "outspot"], tmp_path / "none", tmp_path / "none", tmp_path / "out", "s")
+    assert status["git"].startswith("skipped: no commit 1a3e64c6c4a6")
+    assert status["outspot"].startswith("skipped:") and "opens_2013_2023.csv" in status["outspot"]
+    assert not (tmp_path / "out").exists()

@@ -2,7 +2,7 @@
 hours will each person be active in the week after it?
 
     python -m sendtime.experiments.realdata          # rebuild the derived tables first (once)
-    python -m sendtime.experiments.bench_realdata [--sets ...] [--cutoffs 8] [--resamples 200]
+    python -m sendtime.experiments.bench_realdata [--sets ...] [--cutoffs 120] [--resamples 200]
 
 This generalises bench_outspot from one file to every set `realdata` builds (git commit histories with
 the authors' own UTC offsets, and Outspot's opens), and from top-3 hours to the decision a sender makes:
@@ -11,7 +11,8 @@ one hour to send at, judged by the share of the person's later activity in the 3
 Unit of activity: an *active hour*, a (person, local clock hour) with at least one event, so a burst of
 twenty commits in one hour counts once, for every method and in the target alike.
 
-Per set, `--cutoffs` instants evenly spaced over the quantiles 0.5-0.95 of its active hours. For each:
+Per set, up to `--cutoffs` instants evenly spaced over the quantiles 0.25-0.97 of its active hours, at
+least a week apart. For each:
 - before = active hours before the cut-off (the only evidence every method gets);
 - later = the person's active hours in the 7 days after it; a person counts if they have 2+ active
   hours before and 1+ later, in the stratum "2-9" or "10+" by their active hours before;
@@ -66,13 +67,17 @@ def active_hours(events: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("at", kind="stable").reset_index(drop=True)
 
 
-def choose_cutoffs(active: pd.DataFrame, n: int) -> list[pd.Timestamp]:
-    """`n` cut-offs (UTC midnights) at the quantiles 0.5-0.95 of the activity, each a full week before
-    the last event, so every cut-off has a week after it."""
+def choose_cutoffs(active: pd.DataFrame, n: int, low: float = 0.25, high: float = 0.97) -> list[pd.Timestamp]:
+    """Up to `n` cut-offs (UTC midnights) at evenly spaced quantiles of the activity between `low` and
+    `high`, at least a week apart (so no later week is judged twice) and a full week before the last
+    event: quantiles put them where the activity is, not in a project's quiet first years."""
     last = active["at"].max() - WEEK
-    qs = np.linspace(0.5, 0.95, n) if n > 1 else np.array([0.7])
-    cuts = active["at"].quantile(qs).dt.floor("D")
-    return sorted({c for c in cuts if c <= last})
+    qs = np.linspace(low, high, n) if n > 1 else np.array([(low + high) / 2])
+    cuts: list[pd.Timestamp] = []
+    for c in sorted(active["at"].quantile(qs).dt.floor("D")):
+        if c <= last and (not cuts or c - cuts[-1] >= WEEK):
+            cuts.append(c)
+    return cuts
 
 
 def window_sums(dist: np.ndarray) -> np.ndarray:
@@ -227,7 +232,10 @@ def summarise(records: pd.DataFrame, resamples: int = 200, seed: int = 0) -> pd.
     minus the best baseline, with paired SEs. `records` has set, cutoff, person, stratum, method, hits,
     later."""
     rows = []
-    for (name, stratum), grp in records.groupby(["set", "stratum"], sort=False):
+    groups = records.groupby(["set", "stratum"], sort=False)
+    keys = [(name, stratum) for name in pd.unique(records["set"]) for stratum, _, _ in STRATA]
+    for name, stratum in (k for k in keys if k in groups.groups):
+        grp = groups.get_group((name, stratum))
         per = grp.groupby(["person", "method"])[["hits", "later"]].sum().unstack("method")
         hits = per["hits"][list(METHODS)].to_numpy().T
         later = per["later"][SENDTIME].to_numpy()
@@ -311,7 +319,7 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=None, help="default: $SENDTIME_HOME/realdata")
     parser.add_argument("--sets", nargs="+", default=list(realdata.SET_NAMES))
-    parser.add_argument("--cutoffs", type=int, default=40, help="cut-offs per set")
+    parser.add_argument("--cutoffs", type=int, default=120, help="cut-offs per set (at most)")
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples over people")
     parser.add_argument("--out", type=Path, default=None, help="markdown table; default DATA/results.md")
     args = parser.parse_args()
@@ -320,9 +328,8 @@ def main() -> None:
     records = []
     for name in args.sets:
         if not (data / name / "events.csv.gz").is_file():
-            print(
-                f"{name}: skipped, no derived table under {data / name} (python -m sendtime.experiments.realdata)"
-            )
+            hint = "python -m sendtime.experiments.realdata"
+            print(f"{name}: skipped, no derived table under {data / name} ({hint})")
             continue
         frame, info = run_set(data / name, args.cutoffs, settings)
         print(
