@@ -97,12 +97,15 @@ def test_git_extraction_gives_the_authors_local_hours(tmp_path):
         ("Ann", "ann@example.org", "2024-07-01T14:00:00+05:30"),  # local 14, UTC 08:30
         ("dependabot[bot]", "49699333+dependabot[bot]@users.noreply.github.com", "2024-07-02T10:00:00+00:00"),
         ("Old", "old@example.org", "2005-01-01T10:00:00+00:00"),
+        ("Bob", "bob@example.org", "2024-07-02T03:00:00+08:00"),  # squash-merged on GitHub: dropped
     ]
+    web = {"GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com"}
     for k, (name, mail, date) in enumerate(commits):
         (repo / "f.txt").write_text(str(k))
         git("add", "f.txt")
         who = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": mail, "GIT_AUTHOR_DATE": date}
-        git("commit", "-q", "-m", f"c{k}", **who, **committer)
+        by = {**web, "GIT_COMMITTER_DATE": date} if k == len(commits) - 1 else committer
+        git("commit", "-q", "-m", f"c{k}", **who, **by)
     git("checkout", "-q", "-b", "side", "HEAD~1")
     (repo / "g.txt").write_text("g")
     git("add", "g.txt")
@@ -114,9 +117,10 @@ def test_git_extraction_gives_the_authors_local_hours(tmp_path):
     head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
 
     log = R.git_log(repo / ".git", head.stdout.strip())
-    assert len(log) == 6 and "mia@example.org" not in set(log["email"])  # the merge is left out
+    assert len(log) == 7 and "mia@example.org" not in set(log["email"])  # the merge is left out
     events, dropped = R.git_events(log, "s", since="2010-01-01")
     assert dropped["bot author"] == 1
+    assert dropped["made on GitHub's web interface (the clicker's time)"] == 1
     assert dropped["authored before 2010-01-01 (no local offset recorded)"] == 1
     active = B.active_hours(events)
     assert active["local"].dt.strftime("%a %H").tolist() == ["Mon 09", "Mon 23", "Mon 14", "Wed 18"]

@@ -15,13 +15,15 @@ script reads a pinned public source on this machine and writes a small derived t
 Why these sources: a git commit's author date carries the author's own UTC offset, so each commit is a
 moment of a person's activity *in their local time*, which is what a send-time model must predict.
 Each project is one community with its own habits (a mailing-list C project, a scientific library, a
-hobbyist game engine, a company's product). Outspot's newsletter opens (../shared/data/outspot) are
+hobbyist game engine, a company's product, a UI library made mostly in China). Outspot's newsletter opens (../shared/data/outspot) are
 UTC and one zone (Europe/Brussels).
 
 Per git set: `git log --no-merges` up to the pinned commit, authors unified by the project's own
-`.mailmap` at that commit (when it has one). Dropped and counted in the manifest: merges (made by
-whoever merged, often on a server clock), bot authors, rows without an author e-mail or a parseable
-date, and for numpy the Subversion era (every date was stored as +00:00, so the local hour is lost).
+`.mailmap` at that commit (when it has one). Left out: merges (the merger's moment, not the
+author's). Dropped and counted in the manifest: bot authors; commits GitHub's web interface made
+(committer noreply@github.com at the author date: squash merges and web edits, dated when a maintainer
+clicked); rows without an author e-mail or a parseable date; for numpy the Subversion era (every date
+was stored as +00:00, so the local hour is lost).
 What is personal: author e-mails and names are public in these repositories, but only their salted
 hash is written; commit contents are never read.
 """
@@ -43,6 +45,7 @@ from sendtime.home import sendtime_home
 COLUMNS = ("person", "at", "offset_minutes")
 BOT_PATTERN = r"\[bot\]|dependabot|renovate|github-actions|noreply@github\.com$"
 FIELD_SEP = "\x1f"
+GITHUB_COMMITTER = "noreply@github.com"
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,13 @@ GIT_SETS = (
         "infrastructure tool: mostly one company's staff (HashiCorp), North America and Europe",
         "BUSL-1.1 (code since 2023, MPL-2.0 before); commit metadata is public",
     ),
+    GitSet(
+        "antd",
+        "ant-design/ant-design",
+        "2b258157ff20fb8948780e414dc1d74246aede40",
+        "React UI library: a Chinese company's team (Ant Group) and contributors, 92% of commits at +08:00",
+        "MIT",
+    ),
 )
 OUTSPOT_SETS = (OutspotSet("outspot", "opens_2013_2023.csv"),)
 SET_NAMES = tuple(s.name for s in GIT_SETS + OUTSPOT_SETS)
@@ -117,8 +127,8 @@ def mirror_path(mirrors: Path, repo: str) -> Path:
 
 
 def git_log(git_dir: Path, commit: str) -> pd.DataFrame:
-    """Author e-mail, name and ISO date (with the author's offset) of every non-merge commit up to
-    `commit`, authors unified by the `.mailmap` at that commit."""
+    """Author e-mail, name and ISO date (with the author's offset), committer e-mail and date, of every
+    non-merge commit up to `commit`, authors unified by the `.mailmap` at that commit."""
     out = subprocess.run(
         [
             "git",
@@ -127,7 +137,7 @@ def git_log(git_dir: Path, commit: str) -> pd.DataFrame:
             f"mailmap.blob={commit}:.mailmap",
             "log",
             "--no-merges",
-            f"--format=%aE{FIELD_SEP}%aN{FIELD_SEP}%aI",
+            f"--format=%aE{FIELD_SEP}%aN{FIELD_SEP}%aI{FIELD_SEP}%cE{FIELD_SEP}%cI",
             commit,
         ],
         capture_output=True,
@@ -136,7 +146,7 @@ def git_log(git_dir: Path, commit: str) -> pd.DataFrame:
         errors="replace",
     ).stdout
     rows = [line.split(FIELD_SEP) for line in out.splitlines() if line]
-    return pd.DataFrame(rows, columns=["email", "name", "date"])
+    return pd.DataFrame(rows, columns=["email", "name", "date", "committer_email", "committer_date"])
 
 
 def parse_offsets(dates: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -150,6 +160,18 @@ def parse_offsets(dates: pd.Series) -> tuple[pd.Series, pd.Series]:
     return at, offset
 
 
+def _web_commits(log: pd.DataFrame) -> pd.Series:
+    """Commits GitHub itself committed at the author date: squash merges, web edits, applied
+    suggestions. Their date is when someone clicked, usually a maintainer merging another person's
+    work, so it is not the author's moment of activity."""
+    if "committer_email" not in log:
+        return pd.Series(False, index=log.index)
+    by_github = log["committer_email"].astype("string").str.strip().str.lower() == GITHUB_COMMITTER
+    author = pd.to_datetime(log["date"], utc=True, errors="coerce", format="ISO8601")
+    committed = pd.to_datetime(log["committer_date"], utc=True, errors="coerce", format="ISO8601")
+    return by_github & (author == committed)
+
+
 def git_events(log: pd.DataFrame, salt: str, since: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Commit log -> the derived table and the rows dropped by reason."""
     dropped: dict[str, int] = {}
@@ -160,6 +182,7 @@ def git_events(log: pd.DataFrame, salt: str, since: str | None = None) -> tuple[
         "unparseable date": at.isna() | offset.isna(),
         "bot author": email.str.contains(BOT_PATTERN, regex=True, na=False)
         | log["name"].astype("string").str.contains(BOT_PATTERN, regex=True, na=False),
+        "made on GitHub's web interface (the clicker's time)": _web_commits(log),
     }
     if since is not None:
         reasons[f"authored before {since} (no local offset recorded)"] = at < pd.Timestamp(since, tz="UTC")
