@@ -192,3 +192,16 @@ def test_build_skips_sets_whose_source_is_absent_and_says_why(tmp_path):
     assert status["git"].startswith("skipped: no commit 1a3e64c6c4a6")
     assert status["outspot"].startswith("skipped:") and "opens_2013_2023.csv" in status["outspot"]
     assert not (tmp_path / "out").exists()
+
+
+def test_benchmark_command_runs_present_sets_and_skips_absent_ones(tmp_path, monkeypatch, capsys):
+    world = _habit_world().assign(at=lambda d: pd.to_datetime(d["at"], utc=True))
+    R.write_set(tmp_path, "tiny", world, {}, {"source": "test"})
+    argv = ["bench_realdata", "--data", str(tmp_path), "--sets", "tiny", "absent", "--cutoffs", "3"]
+    monkeypatch.setattr("sys.argv", [*argv, "--resamples", "20"])
+    B.main()
+    printed = capsys.readouterr().out
+    assert "absent: skipped, no derived table" in printed
+    assert "| tiny | 2-9 |" in (tmp_path / "results.md").read_text()
+    records = pd.read_csv(tmp_path / "records.csv.gz")
+    assert set(records["method"]) == set(B.METHODS) and set(records["set"]) == {"tiny"}

@@ -332,22 +332,24 @@ def main() -> None:
             print(f"{name}: skipped, no derived table under {data / name} ({hint})")
             continue
         frame, info = run_set(data / name, args.cutoffs, settings)
-        print(
-            f"{name}: {info['active_hours']:,} active hours; cut-offs {', '.join(info['cutoffs'])}",
-            flush=True,
-        )
+        cuts = info["cutoffs"]
+        line = f"{info['active_hours']:,} active hours, {len(cuts)} cut-offs {cuts[0]} .. {cuts[-1]}"
+        print(f"{name}: {line}", flush=True)
         records.append(frame.assign(set=name))
     if not records:
         print("no set to benchmark")
         return
-    table = summarise(pd.concat(records, ignore_index=True), args.resamples)
+    records = pd.concat(records, ignore_index=True)
+    table = summarise(records, args.resamples)
     text = markdown(table)
     print()
     print(text)
     out = args.out or data / "results.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print(f"written: {out}")
+    # per person and cut-off (hashed ids only), for any other cut of the same run
+    records.to_csv(out.with_name("records.csv.gz"), index=False)
+    print(f"written: {out} and {out.with_name('records.csv.gz')}")
 
 
 if __name__ == "__main__":
