@@ -306,8 +306,9 @@ def run_set(folder: Path, n_cutoffs: int, settings) -> tuple[pd.DataFrame, dict]
     active = active_hours(realdata.read_set(folder))
     cuts = choose_cutoffs(active, n_cutoffs)
     frames = [score_cutoff(active, c, settings).assign(cutoff=c) for c in cuts]
-    info = {"cutoffs": [str(c.date()) for c in cuts], "active_hours": len(active)}
-    return pd.concat(frames, ignore_index=True), info
+    judged = [f for f in frames if len(f)]  # a quiet week judges nobody
+    info = {"cutoffs": [str(c.date()) for c in cuts], "active_hours": len(active), "judged": len(judged)}
+    return pd.concat(judged, ignore_index=True), info
 
 
 def main() -> None:
@@ -334,6 +335,7 @@ def main() -> None:
         frame, info = run_set(data / name, args.cutoffs, settings)
         cuts = info["cutoffs"]
         line = f"{info['active_hours']:,} active hours, {len(cuts)} cut-offs {cuts[0]} .. {cuts[-1]}"
+        line += f" ({info['judged']} with someone to judge)"
         print(f"{name}: {line}", flush=True)
         records.append(frame.assign(set=name))
     if not records:
