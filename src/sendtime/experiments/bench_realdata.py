@@ -278,7 +278,8 @@ def _pooled(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The summary as a markdown table: share (SE) per method; sendtime's lift over the best baseline."""
+    """The summary as a markdown table: share (SE) per method; sendtime minus the raw window (paired SE);
+    sendtime's lift over the best baseline, and the difference (paired SE)."""
     head = [
         "set",
         "stratum",
@@ -286,7 +287,7 @@ def markdown(table: pd.DataFrame) -> str:
         "later active hours",
         *METHODS,
         "sendtime - raw",
-        "sendtime / best baseline",
+        "sendtime vs best baseline",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
@@ -297,7 +298,8 @@ def markdown(table: pd.DataFrame) -> str:
             cells.append(f"**{text}**" if r[m] == best else text)
         cells.append(f"{r['vs raw']:+.3f} ({r['vs raw se']:.3f})")
         lift = r[SENDTIME] / r[r["best baseline"]] - 1 if r[r["best baseline"]] > 0 else np.nan
-        cells.append(f"{lift:+.0%} vs {r['best baseline'].split(' ')[0]}")
+        name = r["best baseline"].split(" ")[0]
+        cells.append(f"{lift:+.0%} vs {name}: {r['vs best']:+.3f} ({r['vs best se']:.3f})")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
