@@ -244,11 +244,11 @@ def summarise(records: pd.DataFrame, resamples: int = 200, seed: int = 0) -> pd.
         for k, method in enumerate(METHODS):
             row[method], row[f"{method} se"] = share[k], se[k]
         base_idx = [METHODS.index(b) for b in BASELINES]
-        best = base_idx[int(np.argmax(share[base_idx]))]
-        row["best baseline"] = METHODS[best]
-        for label, k in (("raw", METHODS.index(RAW)), ("best", best)):
-            diff = boot[:, 0] - boot[:, k]
-            row[f"vs {label}"], row[f"vs {label} se"] = share[0] - share[k], diff.std(ddof=1)
+        row["best baseline"] = METHODS[base_idx[int(np.argmax(share[base_idx]))]]
+        for b in BASELINES:  # sendtime minus each baseline, with the paired SE
+            k = METHODS.index(b)
+            row[f"vs {b}"], row[f"vs {b} se"] = share[0] - share[k], (boot[:, 0] - boot[:, k]).std(ddof=1)
+        _name_differences(row)
         rows.append(row)
     table = pd.DataFrame(rows)
     return pd.concat([table, _pooled(table)], ignore_index=True)
@@ -270,11 +270,18 @@ def _pooled(table: pd.DataFrame) -> pd.DataFrame:
             row[f"{method} se"] = np.sqrt((grp[f"{method} se"] ** 2).sum()) / k
         best = max(BASELINES, key=lambda b: row[b])
         row["best baseline"] = best
-        for label, method in (("raw", RAW), ("best", best)):
-            row[f"vs {label}"] = row[SENDTIME] - row[method]
-            row[f"vs {label} se"] = np.sqrt((grp[f"vs {label} se"] ** 2).sum()) / k
+        for b in BASELINES:
+            row[f"vs {b}"] = row[SENDTIME] - row[b]
+            row[f"vs {b} se"] = np.sqrt((grp[f"vs {b} se"] ** 2).sum()) / k
+        _name_differences(row)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _name_differences(row: dict) -> None:
+    """The two differences the table shows: against the raw window and against the best baseline."""
+    for label, method in (("raw", RAW), ("best", row["best baseline"])):
+        row[f"vs {label}"], row[f"vs {label} se"] = row[f"vs {method}"], row[f"vs {method} se"]
 
 
 def markdown(table: pd.DataFrame) -> str:
