@@ -150,8 +150,7 @@ def _contract_folder(before: pd.DataFrame, out: Path) -> Path:
 
 
 def sendtime_shapes(before: pd.DataFrame, cutoff: pd.Timestamp, people: np.ndarray, settings) -> np.ndarray:
-    """[len(people), 168] e-mail hour-of-week shape of sendtime's profiles as of the cut-off (rows of
-    people the feature base does not hold get the population's shape)."""
+    """[len(people), 168] e-mail hour-of-week shape of sendtime's profiles as of the cut-off."""
     from sendtime.features.identity import hash_values
     from sendtime.features.load import load_folder
     from sendtime.features.prepare import build_feature_base
@@ -169,9 +168,9 @@ def sendtime_shapes(before: pd.DataFrame, cutoff: pd.Timestamp, people: np.ndarr
     hashes = hash_values(pd.Series(people + "@realdata.invalid"), settings.salt())
     rows = row_of_hash.reindex(hashes.to_numpy()).to_numpy()
     known = ~np.isnan(rows)
-    shape = np.broadcast_to(profiles.population_shape[email], (len(people), 7 * HOURS)).copy()
-    shape[known] = profiles.shape[rows[known].astype(np.int64), email]
-    return shape
+    if not known.all():  # everyone judged has events before the cut-off: the base must hold them
+        raise RuntimeError(f"{int((~known).sum())} of {len(people)} people missing from sendtime's profiles")
+    return profiles.shape[rows.astype(np.int64), email]
 
 
 def score_cutoff(
@@ -210,7 +209,9 @@ def score_cutoff(
     hit[SENDTIME_WEEKDAY] = in_window(weekday_windows(shape)[row, day], hour)
     n_later = np.bincount(row, minlength=len(people))
     nb = n_before.reindex(people).to_numpy()
-    stratum = np.where(nb >= 10, "10+", "2-9")
+    stratum = np.full(len(people), "", dtype=object)
+    for name, low, high in STRATA:
+        stratum[(nb >= low) & (nb <= (high if high is not None else np.inf))] = name
     frames = [
         pd.DataFrame(
             {
