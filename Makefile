@@ -10,6 +10,8 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export OMP_WAIT_POLICY := PASSIVE
 export DO_NOT_TRACK := true
 DEMO := $(SENDTIME_HOME)/demo
+# bare git copies of the real-data sets' repositories (README, "Real activity logs"); absent ones are skipped
+MIRRORS ?= /work/.mirror
 
 .PHONY: help setup demo test test-all lint format bench clean
 
@@ -60,6 +62,8 @@ bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the RE
 	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 5000 --days 168
 	$(PY) -m sendtime.experiments.bench_capture --zoo all --seeds 0 1 2 --subscribers 4000 --weeks 8 --reference
 	$(PY) -m sendtime.experiments.bench_outspot
+	$(PY) -m sendtime.experiments.realdata --mirrors $(MIRRORS)
+	$(PY) -m sendtime.experiments.bench_realdata
 	$(PY) -m sendtime.experiments.bench_load --start-server
 
 clean: ## remove local state (.sendtime) and caches, keep .venv
