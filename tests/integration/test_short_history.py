@@ -48,10 +48,18 @@ def runs(tmp_path_factory) -> dict:
         plan = root / f"plan{days}.csv"
         out[days]["schedule"] = _run(
             [
-                "schedule", "--audience", str(root / f"audience{days}.csv"), "--out", str(plan),
-                "--start", f"{end:%Y-%m-%dT12:00:00Z}", "--end", f"{end + pd.Timedelta(days=1):%Y-%m-%dT12:00:00Z}",
-                "--max-sms", "50",
-            ],  # fmt: skip
+                "schedule",
+                "--audience",
+                str(root / f"audience{days}.csv"),
+                "--out",
+                str(plan),
+                "--start",
+                f"{end:%Y-%m-%dT12:00:00Z}",
+                "--end",
+                f"{end + pd.Timedelta(days=1):%Y-%m-%dT12:00:00Z}",
+                "--max-sms",
+                "50",
+            ],
             home,
         ).stdout
         out[days]["plan"] = pd.read_csv(plan, keep_default_na=False)
