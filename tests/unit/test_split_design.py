@@ -18,11 +18,12 @@ from sendtime.training.split_design import MIN_MODEL_DAYS, choose
     [
         (21.0, (1, 3.5, 3.5)),  # the least a model is trained on
         (20.995, (1, 3.5, 3.5)),  # a "3-week" export ending minutes before midnight
-        (24.0, (1, 5.0, 5.0)),
-        (34.9, (1, 7.0, 7.0)),  # the rest lengthens the history
-        (28.0, (1, 7.0, 7.0)),  # a full week of validation and of test first
-        (35.0, (2, 7.0, 7.0)),  # then more snapshots
-        (42.0, (3, 7.0, 7.0)),
+        (24.0, (1, 3.5, 3.5)),  # the rest lengthens the history
+        (28.0, (2, 3.5, 3.5)),  # two weeks of labelled sends first
+        (31.0, (2, 5.0, 5.0)),  # then a full week of validation and of test
+        (35.0, (2, 7.0, 7.0)),
+        (41.9, (2, 7.0, 7.0)),
+        (42.0, (3, 7.0, 7.0)),  # then more snapshots
         (49.0, (4, 7.0, 7.0)),
         (55.99, (4, 10.5, 10.5)),  # eight weeks (issue 11): then longer periods
         (63.0, (4, 14.0, 14.0)),  # from 63 days: the design used before
@@ -73,6 +74,8 @@ def test_given_settings_win_and_the_rest_adapts():
     d = choose(42.0, test_days=10)  # the free ones fill what is left
     assert (d.test_days, d.validation_days, d.snapshots) == (10, 7.0, 2)
     assert "training.test_days from the config" in d.describe()
+    d = choose(30.0, validation_days=3)
+    assert (d.validation_days, d.test_days, d.snapshots) == (3, 6.0, 2)
 
 
 def test_given_settings_that_do_not_fit_fail_with_the_setting_named():

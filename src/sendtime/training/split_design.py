@@ -17,10 +17,13 @@ profile-only decision maker (training/profile_only.py) instead:
   Less than half a week of test sends is a handful of clicks per hour of day on a small export: the
   comparison with the baselines would be noise, so it would not be an honest test.
 
-As the span grows, the free settings grow in this order: validation and test to a full week each
-(every weekday tested), then the snapshots up to 4 (more labelled sends), then validation and test
-up to 14 days (steadier figures); days that complete none of these lengthen the history, so no part
-ever shrinks as the data grow. Exports of 63 days and more get exactly the design used before
+As the span grows, the free settings grow in this order: the snapshots to 2, validation and test to a
+full week each (every weekday tested), the snapshots up to 4, then validation and test up to 14 days
+(steadier figures); days that complete none of these lengthen the history, so no part ever shrinks as
+the data grow. Labelled sends come first because they mattered more: on three simulated 28-day worlds
+(1,500 people) two snapshots with 3.5-day periods beat the best baseline's test log loss by 0.004-0.009,
+one snapshot with 7-day periods by -0.002 to 0.001 (worse, on one). At 42 days 3 snapshots with 7-day
+periods and 4 with 3.5-day ones did about equally well, so there the full test week wins. Exports of 63 days and more get exactly the design used before
 (4 snapshots, 14 + 14 days). Periods are whole half-days; a span short of a whole day by less than
 `SLACK_DAYS` (exports end a few minutes before midnight) counts as that day.
 """
@@ -36,6 +39,7 @@ MIN_PERIOD_DAYS = 3.5  # validation and test each: together one week
 WEEK_PERIOD_DAYS = 7.0  # grown to this first: every weekday in the test
 MAX_PERIOD_DAYS = 14.0  # the design for long exports
 MAX_SNAPSHOTS = 4
+FIRST_SNAPSHOTS = 2  # grown to this before validation and test grow past MIN_PERIOD_DAYS
 MIN_MODEL_DAYS = HISTORY_DAYS + SNAPSHOT_DAYS + 2 * MIN_PERIOD_DAYS  # 21
 SLACK_DAYS = 1.0 / 24  # the history may be short of HISTORY_DAYS by this much
 STEP_DAYS = 0.5  # free periods are whole multiples of this
@@ -142,10 +146,17 @@ def choose(
         for f in free:
             periods[f] = max(periods[f], value)
 
-    grow(WEEK_PERIOD_DAYS)
-    if snapshots is None:
-        n = max(n, min(MAX_SNAPSHOTS, math.floor((left() + n * SNAPSHOT_DAYS) / SNAPSHOT_DAYS + 1e-9)))
-    if n == MAX_SNAPSHOTS or snapshots is not None:  # else the rest is history: nothing shrinks later
+    def add_snapshots(limit: int) -> int:
+        if snapshots is not None:
+            return n
+        return max(n, min(limit, math.floor((left() + n * SNAPSHOT_DAYS) / SNAPSHOT_DAYS + 1e-9)))
+
+    # each step only once the one before is complete, else the rest is history: nothing shrinks later
+    n = add_snapshots(FIRST_SNAPSHOTS)
+    if n >= FIRST_SNAPSHOTS or snapshots is not None:
+        grow(WEEK_PERIOD_DAYS)
+        n = add_snapshots(MAX_SNAPSHOTS)
+    if n >= MAX_SNAPSHOTS or snapshots is not None:
         grow(MAX_PERIOD_DAYS)
     return SplitDesign(span_days, n, periods["validation_days"], periods["test_days"], given=given)
 
