@@ -126,3 +126,36 @@ def test_profile_only_never_replaces_a_tested_champion(runs, monkeypatch):
     registry.promote(name, "1")  # a profile-only champion is replaced by a newer profile-only version
     again = train(runs[14]["world"], settings, progress=False, echo=lambda *_: None)
     assert again.promoted and registry.champion_version(name) == again.version
+
+
+def _tiny_export(folder: Path) -> Path:
+    """40 people e-mailed every other day for 25 days, clicking only in the first 12: the split chosen for
+    25 days (1 snapshot, 3.5 + 3.5 days) has no click in its validation and test periods."""
+    start = pd.Timestamp("2026-09-01", tz="UTC")
+    rows = []
+    for i in range(40):
+        for day in range(0, 25, 2):
+            at = start + pd.Timedelta(days=day, hours=8 + (i * 7 + day) % 12)
+            rows.append((at, "email", "send", f"p{i}@example.com"))
+            if day < 12 and i % 3 == 0:
+                rows.append((at + pd.Timedelta(hours=2), "email", "click", f"p{i}@example.com"))
+    events = pd.DataFrame(rows, columns=["timestamp", "channel", "event_type", "address"])
+    folder.mkdir()
+    events.to_csv(folder / "events.csv", index=False)
+    return folder
+
+
+def test_a_split_without_clicks_falls_back_to_profile_only_unless_the_config_chose_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENDTIME_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from sendtime.configs.settings import load_settings
+    from sendtime.training.examples import TooFewExamples
+    from sendtime.training.pipeline import train
+
+    world = _tiny_export(tmp_path / "tiny")
+    lines: list[str] = []
+    result = train(world, load_settings(), progress=False, echo=lines.append)
+    assert result.model_kind == "profile_only" and result.promoted
+    assert any("no usable labelled examples" in line and "profile-only" in line for line in lines)
+    with pytest.raises(TooFewExamples):
+        train(world, load_settings(overrides={"training": {"snapshots": 1}}), progress=False, echo=print)
