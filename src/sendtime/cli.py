@@ -62,6 +62,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings.training.allow_kind_change = True
     result = train(args.data, settings, config_path=args.config, echo=print)
     print(f"run id: {result.run_id}")
+    if result.model_kind == "profile_only":
+        print(
+            f"model kind: {result.kind}, profile-only decision maker (no LightGBM: each profile's click rate "
+            "and response curve give the probabilities; too little data to train and test a model)"
+        )
+        print(f"registered version: {result.version} (tagged model_kind=profile_only; not tested)")
+        print(f"promoted to champion: {'yes' if result.promoted else 'no'} ({result.note})")
+        return 0
     print(f"model kind: {result.kind}")
     print(f"registered version: {result.version}")
     m = result.metrics

@@ -87,11 +87,15 @@ class ProfileSettings(_Section):
 
 class TrainingSettings(_Section):
     label_hours: float = Field(24, gt=0)
-    snapshots: int = Field(
-        4, ge=1, description="point-in-time profile snapshots used to label training sends"
+    # null: chosen from the data span (training/split_design.py: 4, 14 and 14 from 63 days of data,
+    # fewer and shorter below, a profile-only decision maker below 21 days); a value given here wins
+    snapshots: int | None = Field(
+        None, ge=1, description="point-in-time profile snapshots used to label training sends (null: auto)"
     )
-    test_days: float = Field(14, gt=0)
-    validation_days: float = Field(14, gt=0)
+    test_days: float | None = Field(None, gt=0, description="days of test sends at the end (null: auto)")
+    validation_days: float | None = Field(
+        None, gt=0, description="days of validation sends before the test (null: auto)"
+    )
     max_training_rows: int = Field(2_000_000, ge=1000)
     lgbm: dict[str, Any] = Field(
         default_factory=lambda: {

@@ -31,25 +31,6 @@ BASELINES = (
 )
 
 
-def split_overrides(days: int) -> dict:
-    """Training split settings that fit an export of `days` days: the defaults where they fit, else the
-    most weekly snapshots (then 7-day validation and test periods) that `training.examples` accepts.
-
-    Until `sendtime train` adapts its split to short exports by itself (issue 11), an 8-week export
-    stops with "too short" under the defaults; the benchmark says which split it used in every row.
-    """
-    from sendtime.configs.settings import load_settings
-
-    t = load_settings().training
-    for val, test in ((t.validation_days, t.test_days), (7.0, 7.0)):
-        for snaps in range(t.snapshots, 0, -1):
-            if days - test - val - 7 * snaps > 7:  # as `examples.boundaries` requires (span ~ days)
-                if (snaps, val, test) == (t.snapshots, t.validation_days, t.test_days):
-                    return {}
-                return {"training": {"snapshots": snaps, "validation_days": val, "test_days": test}}
-    raise ValueError(f"an export of {days} days is too short to train and test on")
-
-
 def run_one(seed: int, subscribers: int, days: int, cache: Path, zoo: str | None = None) -> dict:
     from sendtime.configs.settings import load_settings
     from sendtime.experiments.simulate import simulate
@@ -68,8 +49,7 @@ def run_one(seed: int, subscribers: int, days: int, cache: Path, zoo: str | None
     shutil.rmtree(home, ignore_errors=True)
     os.environ["SENDTIME_HOME"] = str(home)
     t0 = time.perf_counter()
-    overrides = split_overrides(days)
-    result = train(world, load_settings(overrides=overrides), progress=False, echo=lambda *_: None)
+    result = train(world, load_settings(), progress=False, echo=lambda *_: None)
     seconds = time.perf_counter() - t0
     m = result.metrics
     row = {
@@ -78,11 +58,7 @@ def run_one(seed: int, subscribers: int, days: int, cache: Path, zoo: str | None
         "subscribers": subscribers,
         "days": days,
         "train_s": seconds,
-        "split": "default"
-        if not overrides
-        else "snapshots {snapshots}, validation/test {validation_days:g} days".format(
-            **overrides["training"]
-        ),
+        "split": result.design,  # `sendtime train` chooses the split for the span by itself
         "capture": m["model_capture"],
         "capture_budget30": m["budget30_model_capture"],
         "log_loss": m["log_loss"],

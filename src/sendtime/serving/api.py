@@ -252,6 +252,7 @@ class ModelMetadata(ModelInfo):
     run_id: str | None = None
     profiles_as_of: str | None = None
     subscribers: int | None = None
+    model_kind: str | None = None  # "lightgbm", or "profile_only" (data too short for a model)
 
 
 class Decision(BaseModel):
@@ -411,6 +412,7 @@ def model_metadata(predictor: Predictor) -> ModelMetadata:
         run_id=meta.get("run_id"),
         profiles_as_of=meta.get("profiles_as_of"),
         subscribers=meta.get("subscribers"),
+        model_kind=meta.get("model_kind"),
     )
 
 

@@ -25,6 +25,7 @@ from sendtime.features import identity, local_time, phones
 from sendtime.features.profiles import Profiles, cohort_keys
 from sendtime.serving.quiet_hours import state_for_phones, zone_sets
 from sendtime.training.features import FEATURES, Rows, feature_matrix, gather_rows
+from sendtime.training.profile_only import booster_from_string
 
 CHUNK_CELLS = 400_000  # feature rows per predict call: bounds memory on million-row audiences
 TIE_BREAK = 1e-3
@@ -129,6 +130,7 @@ class Predictor:
             "model_version": champ.version,
             "run_id": champ.run_id,
             "kind": champ.tags.get("kind"),
+            "model_kind": champ.tags.get("model_kind", "lightgbm"),
             "trained_at": champ.tags.get("trained_at"),
             "data_span": list(profiles.data_span),
             "profiles_as_of": profiles.as_of.isoformat(),
@@ -464,7 +466,7 @@ class Predictor:
         try:
             booster = self._idle_boosters.get_nowait()
         except queue.Empty:
-            booster = lgb.Booster(model_str=self.booster.model_to_string())
+            booster = booster_from_string(self.booster.model_to_string())  # LightGBM or profile-only
         try:
             yield booster
         finally:

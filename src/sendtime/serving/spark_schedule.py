@@ -81,12 +81,11 @@ _PREDICTORS: dict[tuple, Predictor] = {}  # per Python worker: the predictor of 
 
 
 def _load_predictor(spec: ModelSpec, model_text: str) -> Predictor:
-    import lightgbm as lgb
-
     from sendtime.features.profiles import Profiles
     from sendtime.serving.predictor import Predictor
+    from sendtime.training.profile_only import booster_from_string
 
-    booster = lgb.Booster(model_str=model_text)
+    booster = booster_from_string(model_text)  # LightGBM or profile-only
     settings = Settings.model_validate(spec.settings)
     return Predictor(booster, Profiles.load(spec.snapshot), settings, spec.version, spec.meta)
 

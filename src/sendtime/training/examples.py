@@ -2,7 +2,8 @@
 
 Point-in-time by construction: the send period [T, T') is labelled with profiles built from events
 before T only, and a send is labelled only when its whole label horizon lies inside the data. Splits
-are ordered in time: training snapshots, then validation weeks, then the test weeks, never random.
+are ordered in time: training snapshots, then validation weeks, then the test weeks, never random;
+how many and how long is chosen from the data span unless the config says (training/split_design.py).
 
 Exports without sends (opens and clicks only) have no send to label; there the examples are
 subscriber x hour-of-week cells of the following week, labelled by whether the person engaged in that
@@ -21,6 +22,7 @@ from sendtime.configs.settings import Settings
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.features.signals import CLICK_KIND
+from sendtime.training import split_design
 from sendtime.training.features import feature_matrix, gather_rows
 
 SEND_RESPONSE = "send_response"  # labels: a click within label_hours of a send
@@ -50,6 +52,7 @@ class Examples:
     test: Split
     shrinkage: dict
     boundaries: dict[str, str]
+    design: split_design.SplitDesign | None = None
 
 
 def label_sends(
@@ -101,18 +104,23 @@ def _features(profiles: Profiles, cells: pd.DataFrame) -> np.ndarray:
     )
 
 
+class TooFewExamples(ValueError):
+    """A period of the split has no labelled examples with both outcomes (too few sends or clicks)."""
+
+
 def boundaries(base: FeatureBase, settings: Settings) -> dict[str, pd.Timestamp]:
-    t = settings.training
+    """The split's instants, from the design `split_design.for_span` chooses (config values win)."""
     start, end = base.span
-    test_start = end - pd.Timedelta(days=t.test_days)
-    val_start = test_start - pd.Timedelta(days=t.validation_days)
-    first = val_start - pd.Timedelta(days=7 * t.snapshots)
-    if first <= start + pd.Timedelta(days=7):
+    design = split_design.for_span(start, end, settings.training)
+    if design.profile_only:
         raise ValueError(
-            f"the data spans {start:%Y-%m-%d} to {end:%Y-%m-%d}: too short for {t.snapshots} weekly training "
-            f"snapshots, {t.validation_days:g} validation days and {t.test_days:g} test days after a first week of "
-            "history; lower training.snapshots / validation_days / test_days in the config"
+            f"the data spans {start:%Y-%m-%d} to {end:%Y-%m-%d} ({design.span_days:.1f} days): too short to "
+            f"train and test a model ({split_design.PROFILE_ONLY_WHY}); `sendtime train` registers a "
+            "profile-only decision maker for such data"
         )
+    test_start = end - pd.Timedelta(days=design.test_days)
+    val_start = test_start - pd.Timedelta(days=design.validation_days)
+    first = val_start - pd.Timedelta(days=7 * design.snapshots)
     return {"start": start, "first_snapshot": first, "validation": val_start, "test": test_start, "end": end}
 
 
@@ -147,6 +155,7 @@ def build_examples(
     """Training snapshots every 7 days before validation; validation and test each as of their start."""
     t = settings.training
     b = boundaries(base, settings)
+    design = split_design.for_span(b["start"], b["end"], t)
     kind = SEND_RESPONSE if base.has_sends else ACTIVITY
     if shrinkage is None:  # chosen on the weeks before validation, then any configured overrides
         shrinkage = apply_shrinkage_overrides(
@@ -164,7 +173,7 @@ def build_examples(
             cells = label_activity(base, start, end, seed)
         return profiles, cells, _features(profiles, cells)
 
-    snaps = [b["first_snapshot"] + pd.Timedelta(days=7 * j) for j in range(t.snapshots)]
+    snaps = [b["first_snapshot"] + pd.Timedelta(days=7 * j) for j in range(design.snapshots)]
     iterator = snaps
     if progress:
         from tqdm.auto import tqdm
@@ -180,7 +189,7 @@ def build_examples(
     tp, tc, tx = split("test", b["test"], b["end"], 202)
     for name, cells in (("training", train_cells), ("validation", vc), ("test", tc)):
         if len(cells) == 0 or cells["label"].nunique() < 2:
-            raise ValueError(
+            raise TooFewExamples(
                 f"the {name} period has no usable labelled examples with both outcomes ({len(cells)} rows)"
             )
     return Examples(
@@ -190,4 +199,5 @@ def build_examples(
         test=Split("test", tp, tc, tx),
         shrinkage=shrinkage,
         boundaries={k: str(v) for k, v in b.items()},
+        design=design,
     )

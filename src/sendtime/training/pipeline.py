@@ -19,7 +19,18 @@ from sendtime.features.load import DataFolder, load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.serving.predictor import Predictor
-from sendtime.training import baselines, capture, champion, decision, examples, gate, model, plots, registry
+from sendtime.training import (
+    baselines,
+    capture,
+    champion,
+    decision,
+    examples,
+    gate,
+    model,
+    plots,
+    registry,
+    split_design,
+)
 from sendtime.training.features import FEATURES
 
 log = logging.getLogger(__name__)
@@ -38,6 +49,9 @@ class TrainResult:
     champion_log_loss: float | None = None
     gate: str = ""  # the gate's one line: promoted or not, and why
     gate_refused_by: list[str] = field(default_factory=list)  # short names of the rules that refused it
+    model_kind: str = "lightgbm"  # or "profile_only" (training/profile_only.py)
+    design: str = ""  # the split design's one line (training/split_design.py)
+    note: str = ""  # why a profile-only version was (not) promoted
 
 
 def fingerprint(data: DataFolder) -> dict:
@@ -161,7 +175,18 @@ def train(
         f"features: {len(base.subscribers):,} subscribers, {len(base.sends):,} sends, "
         f"{len(base.engagements):,} human engagements ({base.stats.get('automated_readers', 0):,} automated readers)"
     )
-    ex = examples.build_examples(base, settings, progress=progress)
+    design = split_design.for_span(*base.span, settings.training)  # config values win; may raise
+    echo(design.describe())
+    if design.profile_only:
+        return _train_profile_only(data_dir, data, base, settings, design, config_path, design.describe(), t0)
+    try:
+        ex = examples.build_examples(base, settings, progress=progress)
+    except examples.TooFewExamples as exc:
+        if design.given:  # the config chose this split: say so rather than decide otherwise
+            raise
+        reason = f"{exc}: too few to train and test a model on this {design.span_days:.1f}-day export"
+        echo(f"split design: {reason}; a profile-only decision maker is registered instead")
+        return _train_profile_only(data_dir, data, base, settings, design, config_path, reason, t0)
     echo(
         f"examples ({ex.kind}): train {len(ex.train.cells):,}, validation {len(ex.validation.cells):,}, "
         f"test {len(ex.test.cells):,}"
@@ -224,6 +249,8 @@ def train(
                     mlflow.log_metric(f"champion_{key}", float(value))
             mlflow.set_tag("champion_version", champ.version)
         mlflow.set_tag("salt", "built-in default" if identity.uses_default_salt(settings) else "custom")
+        mlflow.set_tags({"model_kind": "lightgbm"})
+        split_design.log_to_mlflow(ex.design)
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
@@ -237,6 +264,7 @@ def train(
             name,
             tags={
                 "kind": ex.kind,
+                "model_kind": "lightgbm",
                 "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
                 "data_span": json.dumps(list(final.data_span)),
                 "test_log_loss": f"{results['model']['log_loss']:.6f}",
@@ -254,7 +282,39 @@ def train(
             registry.client().set_model_version_tag(name, version, key, value)
         mlflow.log_metric("train_seconds", time.perf_counter() - t0)
     return TrainResult(
-        run.info.run_id, version, promoted, ex.kind, flat, champ_loss, verdict.line(), list(verdict.codes)
+        run.info.run_id,
+        version,
+        promoted,
+        ex.kind,
+        flat,
+        champ_loss,
+        verdict.line(),
+        list(verdict.codes),
+        design=ex.design.describe(),
+    )
+
+
+def _train_profile_only(
+    data_dir, data: DataFolder, base: FeatureBase, settings: Settings, design, config_path, reason: str, t0
+) -> TrainResult:
+    """Data too short for a model: register the profile-only decision maker (training/profile_only_run.py)."""
+    import mlflow
+
+    from sendtime.training import profile_only_run
+
+    res = profile_only_run.train(
+        str(Path(data_dir).resolve()), data, base, settings, design, fingerprint(data), config_path, reason
+    )
+    with mlflow.start_run(run_id=res.run_id):
+        mlflow.log_metric("train_seconds", time.perf_counter() - t0)
+    return TrainResult(
+        res.run_id,
+        res.version,
+        res.promoted,
+        res.kind,
+        model_kind="profile_only",
+        design=reason,
+        note=res.why_promoted,
     )
 
 

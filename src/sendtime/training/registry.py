@@ -76,8 +76,17 @@ def champion_version(model_name: str) -> str | None:
 
 
 def load_booster(model_name: str, version: str) -> lgb.Booster:
+    """The version's model: a LightGBM booster, or for a profile-only version (tag `model_kind`) the
+    `ProfileOnlyModel` with the same predict interface (training/profile_only.py)."""
     import mlflow.lightgbm
 
+    from sendtime.training.profile_only import MODEL_KIND_TAG, PROFILE_ONLY
+
+    tags = client().get_model_version(model_name, version).tags or {}
+    if tags.get(MODEL_KIND_TAG) == PROFILE_ONLY:
+        from sendtime.training import profile_only_run
+
+        return profile_only_run.load(f"models:/{model_name}/{version}")
     return mlflow.lightgbm.load_model(f"models:/{model_name}/{version}")
 
 
