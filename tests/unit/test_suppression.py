@@ -166,3 +166,99 @@ def test_only_the_first_success_after_each_bounce_is_kept():
     optouts = extract_signals(frame, SignalSettings()).optouts
     assert optouts["kind"].tolist() == [suppression.BOUNCED, suppression.REACHED]
     assert optouts["at"].tolist() == [day(6.001), day(7)]
+
+
+# --- the reason a plan and an answer give ---------------------------------------------------------------
+
+
+def _audience(opted: list[list[bool]], why: list[list[str]], has: list[list[bool]] | None = None):
+    from sendtime.serving.predictor import Audience
+
+    n = len(opted)
+    opted_out = np.array(opted, dtype=bool)
+    given = np.ones((n, 2), dtype=bool) if has is None else np.array(has, dtype=bool)
+    return Audience(
+        subscriber_id=np.array([f"s{i}" for i in range(n)], dtype=object),
+        rows=np.zeros((n, 2), dtype=np.int64),
+        has=given & ~opted_out,
+        invalid=np.zeros((n, 2), dtype=bool),
+        opted_out=opted_out,
+        timezone=np.full(n, "America/New_York", dtype=object),
+        tz_source=np.full(n, "phone", dtype=object),
+        state=np.full(n, None, dtype=object),
+        cohort=np.zeros(n, dtype=np.int64),
+        pattern=np.full((n, 2), "personal history", dtype=object),
+        optout_reason=np.array(why, dtype=object),
+    )
+
+
+def test_the_profile_reason_becomes_the_channel_s_suppression_text():
+    from sendtime.serving.predictor import _optout_reasons
+
+    table = pd.DataFrame(
+        {
+            "email_optout_reason": ["hard bounce on 2026-10-07", "", "3 bounces in a row since 2026-09-30"],
+            "sms_optout_reason": ["", "unsubscribed on 2026-10-01", ""],
+        }
+    )
+    opted = np.array([[True, False], [False, True], [True, False]])
+    assert _optout_reasons(table, opted).tolist() == [
+        ["email suppressed: hard bounce on 2026-10-07", ""],
+        ["", "sms suppressed: unsubscribed on 2026-10-01"],
+        ["email suppressed: 3 bounces in a row since 2026-09-30", ""],
+    ]
+    # a snapshot made before the rules had reasons still says something true
+    assert _optout_reasons(table.drop(columns="email_optout_reason"), opted)[0, 0] == "email opted out"
+
+
+def test_the_api_answer_says_which_rule_left_a_subscriber_without_a_channel():
+    from sendtime.serving.api import _unsent_reasons
+
+    aud = _audience(
+        [[True, True], [True, False], [False, False]],
+        [["email suppressed: hard bounce on 2026-10-07", "sms suppressed: unsubscribed on 2026-10-01"],
+         ["email suppressed: 3 bounces in a row since 2026-09-30", ""], ["", ""]],
+        has=[[True, True], [True, False], [True, False]],
+    )  # fmt: skip
+    reasons = np.array(["", "", "personal history"], dtype=object)
+    eligible = aud.has.copy()
+    _unsent_reasons(reasons, aud, eligible, np.array([True, True]))
+    assert reasons.tolist() == [
+        "email suppressed: hard bounce on 2026-10-07; sms suppressed: unsubscribed on 2026-10-01",
+        "email suppressed: 3 bounces in a row since 2026-09-30",
+        "personal history",
+    ]
+
+
+def test_the_plan_says_which_rule_applied_and_the_summary_counts_rules_not_dates():
+    from sendtime.serving.plan_report import _why_none
+    from sendtime.serving.schedule import CampaignPlan, _explain_unreachable
+
+    aud = _audience(
+        [[True, False], [False, True], [True, False]],
+        [["email suppressed: hard bounce on 2026-10-07", ""], ["", "sms suppressed: unsubscribed on 2026-10-01"],
+         ["email suppressed: 4 bounces in a row since 2026-09-30", ""]],
+        has=[[True, False], [True, True], [True, False]],
+    )  # fmt: skip
+    n = 3
+    plan = CampaignPlan(
+        channel=np.array([-1, 0, -1], dtype=np.int8),
+        hour=np.array([-1, 3, -1]),
+        window_start=np.array([-1, 3, -1]),
+        window_end=np.array([-1, 4, -1]),
+        expected=np.array([np.nan, 0.1, np.nan]),
+        reason=np.array(["", "personal history", ""], dtype=object),
+        holdout=np.zeros(n, dtype=bool),
+        explored=np.zeros(n, dtype=bool),
+        propensity=np.full(n, np.nan),
+    )
+    _explain_unreachable(plan, aud, np.zeros(n, dtype=bool))
+    assert plan.reason.tolist() == [
+        "email suppressed: hard bounce on 2026-10-07",
+        "personal history; sms suppressed: unsubscribed on 2026-10-01",
+        "email suppressed: 4 bounces in a row since 2026-09-30",
+    ]
+    assert [_why_none(r) for r in plan.reason[[0, 2]]] == [
+        "email suppressed: hard bounce",
+        "email suppressed: bounces in a row",
+    ]

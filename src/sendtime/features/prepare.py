@@ -202,7 +202,7 @@ def address_lookup(idmap: identity.IdentityMap) -> pd.DataFrame:
 
 
 def _bounce_types(events: pd.DataFrame, usable: np.ndarray) -> pd.Categorical:
-    """The events' bounce types (hard/soft/missing) of the usable rows; a folder loaded by older code has none."""
+    """The usable rows' bounce types (hard/soft/missing); a DataFolder made without the column has none."""
     if S.BOUNCE_TYPE in events.columns:
         return events[S.BOUNCE_TYPE].array[usable]
     return pd.Categorical.from_codes(np.full(int(usable.sum()), -1, np.int8), categories=list(S.BOUNCE_TYPES))

@@ -56,7 +56,8 @@ def optout_kinds(frame: pd.DataFrame, etype: np.ndarray) -> np.ndarray:
     key = sub * len(S.CHANNELS) + frame["channel"].to_numpy(np.int64)
     bounced_key = np.zeros(int(key.max()) + 1, dtype=bool)
     bounced_key[key[bounce]] = True
-    success = np.flatnonzero(np.isin(etype, _SUCCESS) & bounced_key[key])
+    nearby = np.flatnonzero(bounced_key[key])  # events of channels that bounced: few, on a big export
+    success = nearby[np.isin(etype[nearby], _SUCCESS)]
     if not success.size:
         return kind
     at = pd.DatetimeIndex(frame["at"]).as_unit("ns").asi8
