@@ -90,7 +90,8 @@ def _iso(ts: pd.Timestamp) -> str:
 
 def _why_none(reason: str) -> str:
     """Why a row got no send, without the pattern source in front or contact notes behind:
-    "personal history; sms budget exhausted; email opted out" -> "sms budget exhausted"."""
+    "personal history; sms budget exhausted; email suppressed: hard bounce on 2026-10-07" ->
+    "sms budget exhausted"; a suppression without its date or run length, so that the summary counts rules."""
     text = str(reason)
     parts = text.split("; ")
     why = next((p for p in parts if p in _NO_SEND), text)
