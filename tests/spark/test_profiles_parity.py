@@ -47,16 +47,18 @@ def messy_world(small_world, tmp_path_factory):
     delivered = np.flatnonzero(
         (events["event_type"].eq("delivered") & events["channel"].eq("email")).to_numpy()
     )
-    runs = events.loc[delivered, "address"].drop_duplicates().head(6)
+    person = events["address"].str.strip().str.lower()  # an address comes in several spellings
+    runs = person[delivered].drop_duplicates().head(6)
     bounced = np.union1d(
-        delivered[events.loc[delivered, "address"].isin(runs).to_numpy()],
-        rng.choice(delivered, 400, replace=False),
+        delivered[person[delivered].isin(runs).to_numpy()], rng.choice(delivered, 400, replace=False)
     )
     events.loc[bounced, "event_type"] = "bounce"
-    answers = events["address"].isin(runs) & events["event_type"].isin(["open", "click"])
-    events.loc[answers, "event_type"] = "conversion"  # nothing between their bounces: runs that suppress
     events.loc[bounced, "bounce_type"] = rng.choice(["soft", " SOFT", "", "hard", "transient"], len(bounced),
                                                     p=[0.4, 0.1, 0.3, 0.1, 0.1])  # fmt: skip
+    in_runs = person.isin(runs) & events["event_type"].eq("bounce")
+    events.loc[in_runs, "bounce_type"] = rng.choice(["soft", "", "Soft"], int(in_runs.sum()))  # never hard
+    answers = person.isin(runs) & events["event_type"].isin(["open", "click"])
+    events.loc[answers, "event_type"] = "conversion"  # nothing between their bounces: runs that suppress
     tie = rng.choice(n - 1, 300, replace=False)
     events.loc[tie + 1, "timestamp"] = events.loc[tie, "timestamp"].to_numpy()
     folder = tmp_path_factory.mktemp("messy-world")
