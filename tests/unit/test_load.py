@@ -395,6 +395,12 @@ def test_an_empty_bounce_type_column_loads_as_unknown(tmp_path, suffix):
     assert len(events) == 2 and events[S.BOUNCE_TYPE].isna().all()
 
 
+def test_a_column_of_nothing_but_blanks_is_rejected_row_by_row_not_a_crash(tmp_path):
+    events_csv(tmp_path, *[f"2026-03-02T09:0{i}:00Z,,send,{ANA}" for i in range(3)])
+    with pytest.raises(DataError, match="unknown channel: 3"):
+        load_folder(tmp_path)
+
+
 def test_machine_open_from_typed_parquet_columns():
     assert parse_booleans(pd.Series([True, False, None], dtype=object)).tolist() == [True, False, pd.NA]
     assert parse_booleans(pd.Series([True, False])).tolist() == [True, False]

@@ -266,8 +266,10 @@ def parse_bounce_types(values: pd.Series | None, n: int) -> pd.Categorical:
     an address after a run of failures (see `features/suppression.py`)."""
     if values is None:
         return pd.Categorical.from_codes(np.full(n, -1, np.int8), categories=list(S.BOUNCE_TYPES))
-    text = normalise_vocabulary(values.reset_index(drop=True))
-    return pd.Categorical(text.where(text.isin(S.BOUNCE_TYPES)), categories=list(S.BOUNCE_TYPES))
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # judged per distinct value, not per row
+    cleaned = pd.Index(uniques).astype(str).str.strip().str.lower()
+    lookup = np.append(pd.Index(S.BOUNCE_TYPES).get_indexer(cleaned), -1).astype(np.int8)
+    return pd.Categorical.from_codes(lookup[np.where(codes >= 0, codes, len(uniques))], list(S.BOUNCE_TYPES))
 
 
 def validate_subscribers(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.DataFrame:
