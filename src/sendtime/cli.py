@@ -43,10 +43,29 @@ def _settings(args: argparse.Namespace):
     return load_settings(getattr(args, "config", None))
 
 
+def _share(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (argparse turns the error into a one-line usage message)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
+    return value
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from sendtime.experiments.simulate import simulate
 
-    summary = simulate(args.out, subscribers=args.subscribers, days=args.days, seed=args.seed, progress=True)
+    summary = simulate(
+        args.out,
+        subscribers=args.subscribers,
+        days=args.days,
+        seed=args.seed,
+        progress=True,
+        soft_bounce_rate=args.soft_bounce_rate,
+        untyped_bounce_share=args.untyped_bounce_share,
+    )
     print(
         f"wrote a simulated world to {args.out}: {summary['people']:,} people, {summary['events']:,} events "
         f"in {summary['seconds']:.1f} s (ground truth in {Path(args.out) / 'ground_truth'})"
@@ -171,6 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--days", type=whole_number(1, MAX_DAYS), default=84, help="days of history (default 84)")
     p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
+    p.add_argument(
+        "--soft-bounce-rate",
+        type=_share,
+        default=0.0,
+        help="share of e-mails to live addresses that bounce transiently (bounce_type soft; default 0)",
+    )
+    p.add_argument(
+        "--untyped-bounce-share",
+        type=_share,
+        default=0.0,
+        help="share of bounce rows exported without a bounce_type (default 0)",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(

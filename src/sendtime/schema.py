@@ -12,9 +12,10 @@ EVENT_TYPE = "event_type"
 ADDRESS = "address"
 MESSAGE_ID = "message_id"
 MACHINE_OPEN = "machine_open"
+BOUNCE_TYPE = "bounce_type"  # on bounce rows: hard, soft, or empty/anything else (unknown)
 
 EVENTS_REQUIRED = (TIMESTAMP, CHANNEL, EVENT_TYPE, ADDRESS)
-EVENTS_OPTIONAL = (MESSAGE_ID, MACHINE_OPEN)
+EVENTS_OPTIONAL = (MESSAGE_ID, MACHINE_OPEN, BOUNCE_TYPE)
 
 # --- subscribers table (optional) --------------------------------------------------------------
 TIMEZONE = "timezone"
@@ -48,6 +49,9 @@ CONVERSION = "conversion"
 BOUNCE = "bounce"
 UNSUBSCRIBE = "unsubscribe"
 EVENT_TYPES = (SEND, DELIVERED, OPEN, CLICK, CONVERSION, BOUNCE, UNSUBSCRIBE)
+HARD = "hard"  # bounce types; any other value (or none) is unknown and counts as soft
+SOFT = "soft"
+BOUNCE_TYPES = (HARD, SOFT)
 
 HOURS_PER_WEEK = 168  # hour-of-week 0 = Monday 00:00-01:00 local time
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sendtime.features import suppression
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import build_feature_base
 from sendtime.features.profiles import build_profiles
@@ -40,6 +41,24 @@ def messy_world(small_world, tmp_path_factory):
     events.loc[sms, "address"] = events.loc[sms, "address"].str.replace(
         r"^\+1(\d{3})(\d{3})(\d{4})$", r"(\1) \2-\3", regex=True
     )
+    # bounces of every type and spelling: runs of them (every delivery of a few addresses, whose opens
+    # and clicks are removed), and single ones followed by deliveries (the first success after each
+    # bounce is kept, on both engines alike)
+    delivered = np.flatnonzero(
+        (events["event_type"].eq("delivered") & events["channel"].eq("email")).to_numpy()
+    )
+    person = events["address"].str.strip().str.lower()  # an address comes in several spellings
+    runs = person[delivered].drop_duplicates().head(6)
+    bounced = np.union1d(
+        delivered[person[delivered].isin(runs).to_numpy()], rng.choice(delivered, 400, replace=False)
+    )
+    events.loc[bounced, "event_type"] = "bounce"
+    events.loc[bounced, "bounce_type"] = rng.choice(["soft", " SOFT", "", "hard", "transient"], len(bounced),
+                                                    p=[0.4, 0.1, 0.3, 0.1, 0.1])  # fmt: skip
+    in_runs = person.isin(runs) & events["event_type"].eq("bounce")
+    events.loc[in_runs, "bounce_type"] = rng.choice(["soft", "", "Soft"], int(in_runs.sum()))  # never hard
+    answers = person.isin(runs) & events["event_type"].isin(["open", "click"])
+    events.loc[answers, "event_type"] = "conversion"  # nothing between their bounces: runs that suppress
     tie = rng.choice(n - 1, 300, replace=False)
     events.loc[tie + 1, "timestamp"] = events.loc[tie, "timestamp"].to_numpy()
     folder = tmp_path_factory.mktemp("messy-world")
@@ -89,6 +108,15 @@ def test_messy_csv_feature_base_on_spark_equals_the_local_engine(spark, messy_wo
     pd.testing.assert_frame_equal(data.rejects, loaded.folder.rejects, check_exact=True)
     assert data.raw_rows == loaded.folder.raw_rows and len(data.rejects) > 20
 
+    kinds = set(local.optouts["kind"])
+    assert {
+        suppression.REACHED,
+        suppression.BOUNCED,
+        suppression.HARD_BOUNCED,
+        suppression.UNSUBSCRIBED,
+    } <= kinds
+
     as_of = local.span[1] + pd.Timedelta(seconds=1)
-    _assert_same_profiles(build_profiles(local, as_of, test_settings.profiles),
-                          build_profiles(on_spark, as_of, test_settings.profiles))  # fmt: skip
+    profiles = build_profiles(local, as_of, test_settings.profiles)
+    _assert_same_profiles(profiles, build_profiles(on_spark, as_of, test_settings.profiles))
+    assert profiles.table["email_optout_reason"].str.contains("bounces in a row").any()

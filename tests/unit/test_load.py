@@ -43,13 +43,16 @@ def test_csv_loads_with_the_contract_columns_and_types(tmp_path):
     events_csv(tmp_path, f"2026-03-02T09:00:00Z,email,send,{ANA}", f"2026-03-02T10:00:00Z,sms,click,{PHONE}")
     data = load_folder(tmp_path)
     ev = data.events
-    assert list(ev.columns) == [S.TIMESTAMP, S.CHANNEL, S.EVENT_TYPE, S.ADDRESS, S.MESSAGE_ID, S.MACHINE_OPEN]
+    assert list(ev.columns) == [
+        S.TIMESTAMP, S.CHANNEL, S.EVENT_TYPE, S.ADDRESS, S.MESSAGE_ID, S.MACHINE_OPEN, S.BOUNCE_TYPE,
+    ]  # fmt: skip
     assert str(ev[S.TIMESTAMP].dtype) == "datetime64[ns, UTC]"
     assert ev[S.TIMESTAMP].tolist() == [utc("2026-03-02T09:00:00Z"), utc("2026-03-02T10:00:00Z")]
     assert ev[S.CHANNEL].tolist() == ["email", "sms"]
     assert ev[S.EVENT_TYPE].tolist() == ["send", "click"]
     assert ev[S.ADDRESS].tolist() == [ANA, PHONE]
     assert ev[S.MESSAGE_ID].isna().all() and ev[S.MACHINE_OPEN].isna().all()  # optional columns absent
+    assert ev[S.BOUNCE_TYPE].isna().all()
     assert data.rejects.empty and data.reject_counts() == {}
     assert data.raw_rows == {"events": 2}
     assert data.subscribers is None and data.links is None
@@ -93,7 +96,9 @@ def test_extra_columns_are_ignored_and_header_case_does_not_matter(tmp_path):
         header=" Campaign,TIMESTAMP,Channel ,Event_Type,address,notes",
     )
     ev = load_folder(tmp_path).events
-    assert list(ev.columns) == [S.TIMESTAMP, S.CHANNEL, S.EVENT_TYPE, S.ADDRESS, S.MESSAGE_ID, S.MACHINE_OPEN]
+    assert list(ev.columns) == [
+        S.TIMESTAMP, S.CHANNEL, S.EVENT_TYPE, S.ADDRESS, S.MESSAGE_ID, S.MACHINE_OPEN, S.BOUNCE_TYPE,
+    ]  # fmt: skip
     assert len(ev) == 1
 
 
@@ -355,6 +360,45 @@ def test_machine_open_parsing_from_csv(tmp_path, text, expected):
     events_csv(tmp_path, f"2026-03-02T09:00:00Z,email,open,{ANA},{text}", header=HEADER + ",machine_open")
     value = load_folder(tmp_path).events[S.MACHINE_OPEN].iloc[0]
     assert (value is pd.NA) if expected is pd.NA else (value == expected)
+
+
+def test_bounce_type_is_hard_or_soft_in_any_case_and_anything_else_is_unknown_not_rejected(tmp_path):
+    kinds = [" HARD", "Soft", "hard ", "", "permanent", "soft"]
+    events_csv(
+        tmp_path,
+        *[f"2026-03-02T09:0{i}:00Z,email,bounce,{ANA},{k}" for i, k in enumerate(kinds)],
+        header=HEADER + ",Bounce_Type",
+    )
+    data = load_folder(tmp_path)
+    assert data.rejects.empty
+    assert [None if pd.isna(v) else v for v in data.events[S.BOUNCE_TYPE]] == [
+        "hard", "soft", "hard", None, None, "soft",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_an_empty_bounce_type_column_loads_as_unknown(tmp_path, suffix):
+    frame = pd.DataFrame(
+        {
+            "timestamp": ["2026-03-02T09:00:00Z"] * 2,
+            "channel": "email",
+            "event_type": "bounce",
+            "address": ANA,
+            "bounce_type": [None, None],
+        }  # fmt: skip
+    )
+    if suffix == ".csv":
+        frame.to_csv(tmp_path / "events.csv", index=False)
+    else:
+        frame.astype({"bounce_type": "string"}).to_parquet(tmp_path / "events.parquet", index=False)
+    events = load_folder(tmp_path).events
+    assert len(events) == 2 and events[S.BOUNCE_TYPE].isna().all()
+
+
+def test_a_column_of_nothing_but_blanks_is_rejected_row_by_row_not_a_crash(tmp_path):
+    events_csv(tmp_path, *[f"2026-03-02T09:0{i}:00Z,,send,{ANA}" for i in range(3)])
+    with pytest.raises(DataError, match="unknown channel: 3"):
+        load_folder(tmp_path)
 
 
 def test_machine_open_from_typed_parquet_columns():

@@ -63,7 +63,9 @@ def _local(frame: pd.DataFrame) -> pd.DataFrame:
 
 def test_files_and_columns_follow_the_contract(world):
     ev, subs, links, people = world["events"], world["subs"], world["links"], world["people"]
-    assert list(ev.columns) == [S.TIMESTAMP, S.CHANNEL, S.EVENT_TYPE, S.ADDRESS, S.MESSAGE_ID]
+    assert list(ev.columns) == [S.TIMESTAMP, S.CHANNEL, S.EVENT_TYPE, S.ADDRESS, S.MESSAGE_ID, S.BOUNCE_TYPE]
+    bounce = ev[S.EVENT_TYPE] == S.BOUNCE
+    assert (ev.loc[bounce, S.BOUNCE_TYPE] == S.HARD).all() and ev.loc[~bounce, S.BOUNCE_TYPE].isna().all()
     assert str(ev[S.TIMESTAMP].dt.tz) == "UTC" and ev[S.TIMESTAMP].is_monotonic_increasing
     assert set(ev[S.EVENT_TYPE]) == set(S.EVENT_TYPES)
     chan = ev[S.CHANNEL].str.lower()
@@ -251,3 +253,37 @@ def test_local_hour_of_week_is_dst_correct():
     t = pd.to_datetime(["2026-10-26T14:00Z", "2026-11-02T14:00Z", "2026-10-19T14:00Z", "2026-10-26T14:00Z"])
     how = sim.local_hour_of_week(t.asi8, np.array([ny, ny, berlin, berlin]))
     np.testing.assert_allclose(how, [10, 9, 16, 15])  # Mondays: EDT then EST; CEST then CET
+
+
+def test_transient_bounces_are_soft_and_the_address_stays_alive(tmp_path):
+    sim.simulate(
+        tmp_path, subscribers=500, days=DAYS, seed=SEED, soft_bounce_rate=0.05, untyped_bounce_share=0.5
+    )
+    ev = pd.read_parquet(tmp_path / f"{S.EVENTS_TABLE}.parquet")
+    people = pd.read_parquet(tmp_path / S.GROUND_TRUTH_DIR / "people.parquet")
+    ev = _with_person({"people": people}, ev)
+    bounces = ev[ev[S.EVENT_TYPE] == S.BOUNCE]
+    sends = ev[(ev[S.EVENT_TYPE] == S.SEND) & (ev.ch == S.EMAIL)]
+    assert (bounces.ch == S.EMAIL).all()  # SMS has no transient bounces in this world
+    typed = bounces[S.BOUNCE_TYPE].dropna()
+    assert set(typed) == {S.SOFT, S.HARD} and 0.4 < bounces[S.BOUNCE_TYPE].isna().mean() < 0.6
+    soft_share = (typed == S.SOFT).sum() / (1 - bounces[S.BOUNCE_TYPE].isna().mean()) / len(sends)
+    assert 0.035 < soft_share < 0.065
+    # a soft-bounced e-mail is never delivered, opened or clicked; the person gets e-mails after it
+    answered = ev[ev[S.EVENT_TYPE].isin([S.DELIVERED, S.OPEN, S.CLICK])][S.MESSAGE_ID]
+    soft = bounces[bounces[S.BOUNCE_TYPE] == S.SOFT]
+    assert not soft[S.MESSAGE_ID].isin(answered).any()
+    last_send = sends.groupby("person")[S.TIMESTAMP].max()
+    assert (soft[S.TIMESTAMP].to_numpy() < last_send.reindex(soft.person).to_numpy()).mean() > 0.8
+    assert not people.loc[soft.person.unique(), "email_bounces"].any()  # soft bounces hit live addresses
+    # the ground truth knows that a share of e-mails never arrives
+    base = sim.simulate(tmp_path / "plain", subscribers=500, days=DAYS, seed=SEED)
+    plain = np.load(base["paths"]["response"])
+    with_soft = np.load(tmp_path / S.GROUND_TRUTH_DIR / "response.npy")
+    np.testing.assert_allclose(with_soft[:, 0], plain[:, 0] * 0.95, rtol=1e-6)
+    np.testing.assert_array_equal(with_soft[:, 1], plain[:, 1])
+
+
+def test_bounce_options_outside_0_to_1_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="soft_bounce_rate"):
+        sim.simulate(tmp_path, subscribers=10, days=7, soft_bounce_rate=1.5)

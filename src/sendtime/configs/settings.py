@@ -83,6 +83,16 @@ class ProfileSettings(_Section):
         None,
         description="per channel, strengths that replace the chosen ones (e.g. written by `sendtime tune`)",
     )
+    bounce_run: int = Field(
+        3,
+        ge=1,
+        description="soft or untyped bounces in a row (no delivery, open or click between) that suppress an address",
+    )
+    bounce_run_days: float = Field(
+        14,
+        ge=0,
+        description="...and the days the run must span, first bounce to last (see features/suppression.py)",
+    )
 
 
 class TrainingSettings(_Section):

@@ -201,8 +201,10 @@ def activity_grid(p: People) -> np.ndarray:
     return out
 
 
-def response_matrix(p: People, grid: np.ndarray) -> np.ndarray:
+def response_matrix(p: People, grid: np.ndarray, soft_bounce_rate: float = 0.0) -> np.ndarray:
     """P(click within 24 h | send at the start of local hour-of-week h), float32 [n, 2, 168].
+
+    An e-mail that bounces transiently (`soft_bounce_rate`) is never seen, whatever its hour.
 
     Hour blocks make this exact for the 5-minute model yet cheap: within an hour, the chance of the
     first check in each bin times its decay; across hours, a running survival-and-decay product.
@@ -220,7 +222,8 @@ def response_matrix(p: People, grid: np.ndarray) -> np.ndarray:
             acc += surv * np.roll(within, -m, axis=-1)
             surv *= np.roll(passing, -m, axis=-1)
         reachable = p.has[sl] & np.stack([~p.bounces[sl], np.ones(len(acc), bool)], axis=1)
-        out[sl] = acc * p.click_p[sl, :, None] * reachable[:, :, None]
+        delivered = reachable * np.array([1.0 - soft_bounce_rate, 1.0])
+        out[sl] = acc * p.click_p[sl, :, None] * delivered[:, :, None]
     return out
 
 
@@ -410,8 +413,11 @@ def first_check(grid: np.ndarray, row: np.ndarray, x_local: np.ndarray, rng: np.
     return k
 
 
-def behaviour(p, grid, per, chan, t, journey, start_ns, rng) -> dict:
-    """Outcome of every send: when it was seen, opened, clicked, unsubscribed; then truncation."""
+def behaviour(p, grid, per, chan, t, journey, start_ns, rng, soft: np.ndarray | None = None) -> dict:
+    """Outcome of every send: when it was seen, opened, clicked, unsubscribed; then truncation.
+
+    `soft` (bool per send, optional): the e-mails that bounce transiently: never delivered nor seen, but
+    the address stays alive and later sends go on."""
     x = local_hour_of_week(start_ns + (t * 1e9).astype(np.int64), p.tz[per])
     k = first_check(grid, per * 2 + chan, x, rng)
     seen = k < LAG_BINS
@@ -430,14 +436,16 @@ def behaviour(p, grid, per, chan, t, journey, start_ns, rng) -> dict:
     _, first = np.unique(key, return_index=True)
     bounce = np.zeros(len(k), bool)
     bounce[first] = email[first] & p.bounces[per[first]]
+    soft = np.zeros(len(k), bool) if soft is None else soft & email & ~bounce
+    unsub_t = np.where(soft, np.inf, unsub_t)  # an e-mail that never arrived cannot be unsubscribed from
     stop = np.full(p.n * 2, np.inf)
     np.minimum.at(stop, key[bounce], t[bounce])
     np.minimum.at(stop, key, unsub_t)
     keep = t <= stop[key]
     unsub = np.isfinite(unsub_t) & (unsub_t == stop[key])
-    live = ~bounce
-    out = dict(per=per, chan=chan, t=t, journey=journey, check=check, bounce=bounce, opened=opened & live,
-               clicked=clicked & live, unsub=unsub & live, unsub_t=unsub_t)  # fmt: skip
+    live = ~bounce & ~soft
+    out = dict(per=per, chan=chan, t=t, journey=journey, check=check, bounce=bounce | soft, soft=soft,
+               opened=opened & live, clicked=clicked & live, unsub=unsub & live, unsub_t=unsub_t)  # fmt: skip
     return {name: v[keep] for name, v in out.items()}
 
 
@@ -468,7 +476,11 @@ def _event_parts(p: People, s: dict, rng: np.random.Generator):
     return parts
 
 
-def events_frame(p: People, book: dict, s: dict, start_ns: int, rng: np.random.Generator) -> pd.DataFrame:
+def events_frame(
+    p: People, book: dict, s: dict, start_ns: int, rng: np.random.Generator, untyped: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The events export. Bounce rows say `bounce_type` hard (the dead addresses) or soft (transient);
+    `untyped` (bool per bounce row, in time order, optional) leaves some empty, as many platforms do."""
     parts = _event_parts(p, s, rng)
     send = np.concatenate([a for a, _, _ in parts])
     secs = np.concatenate([b for _, b, _ in parts])
@@ -481,12 +493,18 @@ def events_frame(p: People, book: dict, s: dict, start_ns: int, rng: np.random.G
     case = np.where(noisy, rng.integers(1, 3, len(send)), 0)
     chan_names = np.array([[S.EMAIL, "Email", "EMAIL"], [S.SMS, "SMS", "Sms"]], dtype=object)
     msg_ids = ("m" + pd.Series(np.arange(len(s["t"]))).astype(str).str.zfill(8)).to_numpy(object)
+    bounced = etype == ETYPE[S.BOUNCE]
+    bounce_type = np.full(len(send), None, dtype=object)
+    bounce_type[bounced] = np.where(s.get("soft", np.zeros(len(s["t"]), bool))[send[bounced]], S.SOFT, S.HARD)
+    if untyped is not None:
+        bounce_type[np.flatnonzero(bounced)[untyped]] = None
     return pd.DataFrame({
         S.TIMESTAMP: pd.to_datetime(ns, utc=True),
         S.CHANNEL: chan_names[chan, case],
         S.EVENT_TYPE: np.array(S.EVENT_TYPES, dtype=object)[etype],
         S.ADDRESS: book["variants"][per, chan, _variant_index(chan, rng)],
         S.MESSAGE_ID: msg_ids[send],
+        S.BOUNCE_TYPE: bounce_type,
     })  # fmt: skip
 
 
@@ -536,17 +554,31 @@ def simulate(
     seed: int = 0,
     start: str = "2026-08-31T00:00:00Z",
     progress: bool = False,
+    soft_bounce_rate: float = 0.0,
+    untyped_bounce_share: float = 0.0,
 ) -> dict:
     """Writes the world and returns a summary dict (counts of people, events by type/channel, paths).
 
     `subscribers` is the number of people; each has one or two addresses (e-mail, phone).
+    `soft_bounce_rate`: the share of e-mails to live addresses that bounce transiently (a full mailbox, a
+    server down): `bounce_type` soft, no delivery, and later sends go on. `untyped_bounce_share`: the
+    share of bounce rows exported without a `bounce_type`. Both 0 by default, which leaves the default
+    world exactly as it was (their random draws come from a stream of their own, drawn only when used);
+    real exports show soft bounces on roughly 0.5-2% of e-mails.
     """
+    for name, value in (
+        ("soft_bounce_rate", soft_bounce_rate),
+        ("untyped_bounce_share", untyped_bounce_share),
+    ):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1, got {value}")
     t0 = time.perf_counter()
     out = Path(out_dir)
     start_ts = pd.Timestamp(start)
     start_ts = start_ts.tz_localize("UTC") if start_ts.tzinfo is None else start_ts.tz_convert("UTC")
     start_ns = start_ts.value
-    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STEPS))]
+    # one stream per step, and one more for the optional bounces (spawned last: the others are unchanged)
+    *rngs, bounce_rng = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STEPS) + 1)]
     bar = tqdm(total=len(STEPS), disable=not progress, desc="simulate")
 
     def step(i: int) -> np.random.Generator:
@@ -559,7 +591,7 @@ def simulate(
     step(1)
     grid = activity_grid(p)
     step(2)
-    response = response_matrix(p, grid)
+    response = response_matrix(p, grid, soft_bounce_rate)
     rng = step(3)
     book = address_book(p, rng)
     sub_at = _subscribed_at(p, days, rng)
@@ -570,10 +602,13 @@ def simulate(
     per, chan, t = (np.concatenate([x[i] for x in parts]) for i in range(3))
     order = np.argsort(t, kind="stable")
     journey = np.arange(len(t))[order] >= n_blast
-    s = behaviour(p, grid, per[order], chan[order], t[order], journey, start_ns, step(5))
+    soft = bounce_rng.random(len(t)) < soft_bounce_rate if soft_bounce_rate > 0 else None
+    s = behaviour(p, grid, per[order], chan[order], t[order], journey, start_ns, step(5), soft)
     rng = step(6)
     end_ts = start_ts + pd.Timedelta(days=days)
-    events = events_frame(p, book, s, start_ns, rng)
+    n_bounces = int(s["bounce"].sum())
+    untyped = bounce_rng.random(n_bounces) < untyped_bounce_share if untyped_bounce_share > 0 else None
+    events = events_frame(p, book, s, start_ns, rng, untyped)
     events = events[events[S.TIMESTAMP] < end_ts].reset_index(drop=True)  # the export is taken at the end
     subs = subscribers_frame(p, book, sub_at, start_ns, rng)
     links = links_frame(p, book, sub_at, start_ns, days, rng)
@@ -610,6 +645,7 @@ def simulate(
         "timezones": dict(zip(TZ_NAMES, TZ_SHARES, strict=True)),
         "archetypes": {k: [x for x in v if x == x] for k, v in ARCHETYPES.items()},
         "brand_sends": BRAND_SENDS, "params": PARAMS,
+        "bounces": {"soft_bounce_rate": soft_bounce_rate, "untyped_bounce_share": untyped_bounce_share},
         "response": "P(click within 24 h | send at start of local hour-of-week h), [person, channel, h]; "
                     "h = 0 is Monday 00:00 local; channel order " + ",".join(S.CHANNELS),
         "counts": {k: summary[k] for k in ("events", "sends", "events_by_type", "events_by_channel")},

@@ -204,8 +204,8 @@ def _in_nanosecond_range(values: pd.Series) -> pd.Series:
 def normalise_vocabulary(values: pd.Series) -> pd.Series:
     """Lower-case and strip, per distinct value (channels and event types have a handful)."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    cleaned = pd.Index(uniques).astype(str).str.strip().str.lower()
-    out = np.where(codes >= 0, np.asarray(cleaned, dtype=object)[np.maximum(codes, 0)], None)
+    cleaned = np.append(np.asarray(pd.Index(uniques).astype(str).str.strip().str.lower(), dtype=object), None)
+    out = cleaned[np.where(codes >= 0, codes, len(uniques))]  # a column of nothing but blanks included
     return pd.Series(out, index=values.index, dtype=object)
 
 
@@ -321,7 +321,21 @@ def validate_events(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.Data
         out[S.MACHINE_OPEN] = parse_booleans(raw.loc[keep, S.MACHINE_OPEN]).reset_index(drop=True)
     else:
         out[S.MACHINE_OPEN] = pd.Series(pd.NA, index=out.index, dtype="boolean")
+    column = raw.loc[keep, S.BOUNCE_TYPE] if S.BOUNCE_TYPE in raw.columns else None
+    out[S.BOUNCE_TYPE] = parse_bounce_types(column, len(out))
     return out
+
+
+def parse_bounce_types(values: pd.Series | None, n: int) -> pd.Categorical:
+    """`hard` or `soft` in any case and spacing; anything else (empty, a platform's own word) is unknown
+    (missing), never a rejected row: an unknown bounce is judged by the soft rule, which only suppresses
+    an address after a run of failures (see `features/suppression.py`)."""
+    if values is None:
+        return pd.Categorical.from_codes(np.full(n, -1, np.int8), categories=list(S.BOUNCE_TYPES))
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # judged per distinct value, not per row
+    cleaned = pd.Index(uniques).astype(str).str.strip().str.lower()
+    lookup = np.append(pd.Index(S.BOUNCE_TYPES).get_indexer(cleaned), -1).astype(np.int8)
+    return pd.Categorical.from_codes(lookup[np.where(codes >= 0, codes, len(uniques))], list(S.BOUNCE_TYPES))
 
 
 def validate_subscribers(raw: pd.DataFrame, path: Path, rejects: _Rejects) -> pd.DataFrame:

@@ -32,7 +32,7 @@ class FeatureBase:
     addresses: pd.DataFrame  # channel, address_hash, subscriber_id: the lookup the service needs
     sends: pd.DataFrame  # sub, channel, at, how
     engagements: pd.DataFrame  # sub, channel, at, how, kind (0 open, 1 click), sent_at, delay_h
-    optouts: pd.DataFrame  # sub, channel, at  (bounces and unsubscribes)
+    optouts: pd.DataFrame  # sub, channel, at, kind: bounces, unsubscribes (features/suppression.py)
     has_sends: bool
     stats: dict[str, int] = field(default_factory=dict)
     rejects: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -201,6 +201,13 @@ def address_lookup(idmap: identity.IdentityMap) -> pd.DataFrame:
     return idmap.addresses[[S.CHANNEL, S.ADDRESS_HASH, S.SUBSCRIBER_ID]].reset_index(drop=True)
 
 
+def _bounce_types(events: pd.DataFrame, usable: np.ndarray) -> pd.Categorical:
+    """The usable rows' bounce types (hard/soft/missing); a DataFolder made without the column has none."""
+    if S.BOUNCE_TYPE in events.columns:
+        return events[S.BOUNCE_TYPE].array[usable]
+    return pd.Categorical.from_codes(np.full(int(usable.sum()), -1, np.int8), categories=list(S.BOUNCE_TYPES))
+
+
 def build_feature_base(data: DataFolder, settings: Settings, progress: bool = False) -> FeatureBase:
     """Identity, engagement signals and local time for a whole data folder."""
     region = settings.data.default_region
@@ -224,6 +231,7 @@ def build_feature_base(data: DataFolder, settings: Settings, progress: bool = Fa
             "at": ev[S.TIMESTAMP].array[usable],  # stays a datetime array: no Timestamp objects per row
             "message_id": ev[S.MESSAGE_ID].array[usable],
             "machine_open": ev[S.MACHINE_OPEN].to_numpy()[usable],
+            S.BOUNCE_TYPE: _bounce_types(ev, usable),
         }
     )
     frame["at"] = pd.to_datetime(frame["at"], utc=True)

@@ -15,7 +15,7 @@ send never saw what happened after it. See docs/estimator.md for the reasoning; 
   weighted by the probability a message is still answered after waiting that long (the kernel,
   learnt from the observed engagement delays). E-mail waits in the inbox; SMS is seen at once.
 * **Level** (how much): click and engagement rates per send, shrunk toward the cohort (Beta prior);
-  recency; counts; opt-outs.
+  recency; counts; opt-outs (unsubscribes, hard bounces and runs of soft bounces: features/suppression.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from sendtime.features import local_time
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.rhythms import Answers, Rhythms, fit_shapes, with_cohort_weights
 from sendtime.features.signals import CLICK_KIND
+from sendtime.features.suppression import suppressed_as_of
 
 H = S.HOURS_PER_WEEK
 KERNEL_HOURS = 24
@@ -975,7 +976,7 @@ def _levels(
     table = pd.DataFrame(index=range(n))
     last_any = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
     last_channel = np.full(n, -1, dtype=np.int8)
-    opt = base.optouts[base.optouts["at"] < as_of]
+    opted, why = suppressed_as_of(base.optouts, as_of, n, settings)
     for c, name in enumerate(S.CHANNELS):
         table[f"{name}_sends"] = n_sends[:, c]
         table[f"{name}_clicks"] = n_clicks[:, c]
@@ -989,7 +990,8 @@ def _levels(
         newer = last_c.notna() & (last_any.isna() | (last_c > last_any))
         last_any = last_any.where(~newer, last_c)
         last_channel[newer.to_numpy()] = c
-        table[f"{name}_opted_out"] = np.isin(np.arange(n), opt.loc[opt["channel"] == c, "sub"].to_numpy())
+        table[f"{name}_opted_out"] = opted[:, c]
+        table[f"{name}_optout_reason"] = why[:, c]  # "" where not opted out; e.g. "hard bounce on 2026-10-07"
     table["recency_days"] = ((as_of - last_any).dt.total_seconds() / 86400.0).to_numpy()
     first = pd.concat([sends[["sub", "at"]], eng[["sub", "at"]]]).groupby("sub")["at"].min()
     first_seen = pd.Series(as_of, index=range(n), dtype="datetime64[ns, UTC]")

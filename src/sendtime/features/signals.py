@@ -18,6 +18,8 @@ Rules, in order:
 5. Attribution: by `message_id` when present, else the latest send to the subscriber on that channel
    within `attribution_hours` before the engagement. Exports without sends (opens only) keep their
    engagements unattributed (no delay).
+6. Opt-outs: bounces (with their type), unsubscribes, and the first delivery, open or click after
+   each bounce, which is what the suppression rules read (features/suppression.py).
 
 Split exports (the Spark engine runs `extract_signals` on one group of subscribers at a time): every
 rule above is per subscriber except three facts about the whole export, which a `SignalContext` carries
@@ -36,6 +38,7 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import SignalSettings
+from sendtime.features import suppression
 
 OPEN_KIND, CLICK_KIND = 0, 1
 ROW = "row"  # optional event position, carried through to the output tables when the input has it
@@ -46,7 +49,7 @@ _DEDUP_WINDOW = pd.Timedelta(minutes=30)
 class Signals:
     sends: pd.DataFrame  # sub, channel, at
     engagements: pd.DataFrame  # sub, channel, at, kind, sent_at, delay_h
-    optouts: pd.DataFrame  # sub, channel, at
+    optouts: pd.DataFrame  # sub, channel, at, kind (features/suppression.py)
     stats: dict[str, int] = field(default_factory=dict)
 
 
@@ -199,7 +202,8 @@ def triggered_sends(sends: pd.DataFrame, context: SignalContext | None = None) -
 def extract_signals(
     frame: pd.DataFrame, settings: SignalSettings, context: SignalContext | None = None
 ) -> Signals:
-    """`frame`: sub, channel (index), event_type, at (UTC), message_id, machine_open, optionally `row`.
+    """`frame`: sub, channel (index), event_type, at (UTC), message_id, machine_open, optionally
+    bounce_type (hard/soft/missing) and `row`.
 
     `context` None: the frame is the whole export. Otherwise the frame holds every event of some
     subscribers, and the context the whole export's facts (see the module docstring).
@@ -259,9 +263,17 @@ def extract_signals(
     stats["clicks"] = int((engaged["kind"] == CLICK_KIND).sum())
     stats["unattributed_engagements"] = int(engaged["sent_at"].isna().sum())
 
-    optouts = frame[np.isin(etype, [S.BOUNCE, S.UNSUBSCRIBE])][["sub", "channel", "at", *extra]]
-    optouts = optouts.reset_index(drop=True)
-    stats["optouts"] = len(optouts)
+    kinds = suppression.optout_kinds(frame, etype)
+    kept = kinds != suppression.NOT_KEPT
+    optouts = frame[kept][["sub", "channel", "at", *extra]].reset_index(drop=True)
+    optouts["kind"] = kinds[kept]
+    for name, kind in (
+        ("bounces", suppression.BOUNCED),
+        ("hard_bounces", suppression.HARD_BOUNCED),
+        ("unsubscribes", suppression.UNSUBSCRIBED),
+    ):
+        stats[name] = int((optouts["kind"] == kind).sum())
+    stats["optouts"] = stats["bounces"] + stats["hard_bounces"] + stats["unsubscribes"]
     return Signals(
         sends=sends[["sub", "channel", "at", "triggered", *extra]],
         engagements=engaged,

@@ -87,7 +87,7 @@ _REASON_ORDER = (
 
 # what the executors send back: one schema per stage, a `kind`/`table` column says what a row is
 _VALID_SCHEMA = ("kind byte, rid long, at long, channel byte, event_type string, address string, message_id string, "
-                 "machine_open boolean, field string, reason string")  # fmt: skip
+                 "machine_open boolean, bounce_type string, field string, reason string")  # fmt: skip
 _SENDS, _ENGAGEMENTS, _OPTOUTS, _STATS = range(4)
 _GROUP_SCHEMA = ("table byte, sub int, channel byte, at long, kind byte, sent_at long, delay_h double, "
                  "triggered boolean, row long, how short, n long, stat string")  # fmt: skip
@@ -164,6 +164,7 @@ def _validate_batches(batches, path: Path, ns_columns: list[str], region: str):
         channel = pd.Series(np.asarray(valid[S.CHANNEL], dtype=object))
         message = pd.Series(np.asarray(valid[S.MESSAGE_ID], dtype=object))
         machine = pd.Series(np.asarray(valid[S.MACHINE_OPEN], dtype=object))
+        bounce_type = pd.Series(np.asarray(valid[S.BOUNCE_TYPE], dtype=object))
         normalised = identity.normalise_addresses(valid[S.ADDRESS], channel, region)
         at = pd.DatetimeIndex(valid[S.TIMESTAMP]).tz_convert("UTC").as_unit("ns").asi8
         parts.append(pd.DataFrame({
@@ -173,11 +174,12 @@ def _validate_batches(batches, path: Path, ns_columns: list[str], region: str):
             "address": normalised.astype(object).where(normalised.notna(), None).to_numpy(),
             "message_id": message.where(message.notna(), None).to_numpy(),
             "machine_open": machine.where(machine.notna(), None).to_numpy(),
+            "bounce_type": bounce_type.where(bounce_type.notna(), None).to_numpy(),
         }))  # fmt: skip
         out = pd.concat(parts, ignore_index=True).reindex(
             columns=[c.split()[0] for c in _VALID_SCHEMA.split(", ")]
         )
-        for name in ("event_type", "address", "message_id", "machine_open", "field", "reason"):
+        for name in ("event_type", "address", "message_id", "machine_open", "bounce_type", "field", "reason"):
             out[name] = out[name].astype(object).where(out[name].notna(), None)
         yield out
 
@@ -288,6 +290,7 @@ def _signal_group(pdf: pd.DataFrame, signal_settings: SignalSettings, context):
         "at": pd.to_datetime(pdf["at"].to_numpy(np.int64), unit="ns", utc=True),
         "message_id": pdf["message_id"].to_numpy(dtype=object),
         "machine_open": pdf["machine_open"].to_numpy(dtype=object),
+        S.BOUNCE_TYPE: pdf["bounce_type"].to_numpy(dtype=object),
         signals.ROW: pdf["rid"].to_numpy(np.int64),
     })  # fmt: skip
     sig = signals.extract_signals(frame, signal_settings, context)
@@ -296,7 +299,7 @@ def _signal_group(pdf: pd.DataFrame, signal_settings: SignalSettings, context):
         _rows(_SENDS, sig.sends, triggered=sig.sends["triggered"].to_numpy(bool)),
         _rows(_ENGAGEMENTS, eng, kind=eng["kind"].to_numpy(np.int8), sent_at=_ns(eng["sent_at"]),
               delay_h=eng["delay_h"].to_numpy(np.float64)),
-        _rows(_OPTOUTS, sig.optouts),
+        _rows(_OPTOUTS, sig.optouts, kind=sig.optouts["kind"].to_numpy(np.int8)),
     ]  # fmt: skip
 
     stats = dict(sig.stats)
@@ -508,7 +511,7 @@ def _assemble(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     for table, order_by, columns in (
         (_SENDS, ("at",), ("triggered", "how")),
         (_ENGAGEMENTS, ("at", "kind"), ("kind", "sent_at", "delay_h", "how")),
-        (_OPTOUTS, (), ()),
+        (_OPTOUTS, (), ("kind",)),
     ):
         part = rows[rows["table"] == table]
         keys = [part["row"].to_numpy(np.int64)] + [part[k].to_numpy(np.int64) for k in reversed(order_by)]

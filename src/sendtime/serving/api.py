@@ -419,10 +419,15 @@ def model_metadata(predictor: Predictor) -> ModelMetadata:
 def _unsent_reasons(
     reasons: np.ndarray, audience: Audience, eligible: np.ndarray, wanted: np.ndarray
 ) -> None:
-    """Say why a subscriber with a contact got no eligible channel (opted out, or not asked for)."""
+    """Say why a subscriber with a contact got no eligible channel: each wanted channel's suppression rule
+    ("email suppressed: hard bounce on 2026-10-07; sms suppressed: unsubscribed on 2026-09-12"), or not
+    asked for."""
     none = ~eligible.any(axis=1)
-    opted = none & (audience.opted_out & wanted).any(axis=1)
-    reasons[opted] = "opted out"
+    suppressed = audience.opted_out & wanted
+    opted = none & suppressed.any(axis=1)
+    why = np.where(suppressed, np.asarray(audience.optout_reason, dtype=object), "")
+    for i in np.flatnonzero(opted):  # only the people left without any channel
+        reasons[i] = "; ".join(w for w in why[i] if w)
     unasked = none & ~opted & audience.has.any(axis=1)
     reasons[unasked] = "no contact on the requested channels"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from sendtime.serving.schedule import (
 
 _COMPACT_HOURS = 48  # longer windows are summarised per day
 _NO_SEND = (REASON_BUDGET, REASON_CAP, REASON_NO_FEASIBLE)
+_UNDATED = re.compile(r" (?:on|since) \d{4}-\d\d-\d\d")  # "hard bounce on 2026-10-07" -> "hard bounce"
+_RUN_LENGTH = re.compile(r"\d+ bounces in a row")
 
 
 def format_summary(result: ScheduleResult, out: Path, png: Path | None = None) -> str:
@@ -92,10 +95,12 @@ def _iso(ts: pd.Timestamp) -> str:
 
 def _why_none(reason: str) -> str:
     """Why a row got no send, without the pattern source in front or contact notes behind:
-    "personal history; sms budget exhausted; email opted out" -> "sms budget exhausted"."""
+    "personal history; sms budget exhausted; email suppressed: hard bounce on 2026-10-07" ->
+    "sms budget exhausted"; a suppression without its date or run length, so that the summary counts rules."""
     text = str(reason)
     parts = text.split("; ")
     why = next((p for p in parts if p in _NO_SEND), text)
+    why = _UNDATED.sub("", _RUN_LENGTH.sub("bounces in a row", why))  # one count per suppression rule
     return f"holdout, {why}" if text.startswith("holdout") and why != text else why
 
 

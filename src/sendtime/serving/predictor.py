@@ -57,10 +57,15 @@ class Audience:
     # object [n]: every zone that must allow a text (a `quiet_hours.zone_sets` key); None: no SMS hour.
     # Not given (an audience built by hand): the pattern zone alone.
     sms_zones: np.ndarray | None = None
+    # object [n, 2]: why a channel is opted out ("email suppressed: hard bounce on 2026-10-07"), "" if not
+    optout_reason: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.sms_zones is None:
             self.sms_zones = np.asarray(self.timezone, dtype=object).copy()
+        if self.optout_reason is None:  # built by hand (tests, stand-ins): the plain words
+            words = np.array([f"{c} opted out" for c in S.CHANNELS], dtype=object)
+            self.optout_reason = np.where(np.asarray(self.opted_out, bool), words[None, :], "").astype(object)
 
     def __len__(self) -> int:
         return len(self.subscriber_id)
@@ -73,6 +78,20 @@ class Audience:
         """One phrase per subscriber: the pattern source of the best-known channel."""
         known = np.where(self.has[:, 0], self.pattern[:, 0], self.pattern[:, 1])
         return np.asarray(known, dtype=object)
+
+
+def _optout_reasons(table: pd.DataFrame, opted: np.ndarray) -> np.ndarray:
+    """object [n, 2]: "<channel> suppressed: <the rule that applied>" where opted out, else "". A snapshot
+    written before the rules had reasons (no `<channel>_optout_reason` column) says "<channel> opted out"."""
+    out = np.full(opted.shape, "", dtype=object)
+    for c, name in enumerate(S.CHANNELS):
+        rows = np.flatnonzero(opted[:, c])
+        column = f"{name}_optout_reason"
+        why = table[column].to_numpy(dtype=object)[rows] if column in table.columns else [""] * len(rows)
+        out[rows, c] = [
+            f"{name} suppressed: {w}" if isinstance(w, str) and w else f"{name} opted out" for w in why
+        ]
+    return out
 
 
 class Predictor:
@@ -107,6 +126,7 @@ class Predictor:
             for c in S.CHANNELS
         }
         self._opted = np.stack([table[f"{c}_opted_out"].to_numpy(bool) for c in S.CHANNELS], axis=1)
+        self._optout_reason = _optout_reasons(table, self._opted)
         # profile columns resolve() reads, taken out of the frame once
         self._ids = table[S.SUBSCRIBER_ID].to_numpy()
         self._zone = table["timezone"].to_numpy(dtype=object)
@@ -167,6 +187,7 @@ class Predictor:
         given, valid, own = (np.stack([email[k], phone[k]], axis=1) for k in range(3))
         rows = np.where(own >= 0, own, own[:, ::-1])  # a channel never seen borrows the linked profile
         opted = np.where(own >= 0, self._opted[np.maximum(own, 0), np.arange(2)[None, :]], False)
+        optout_reason = np.where(opted, self._optout_reason[np.maximum(own, 0), np.arange(2)[None, :]], "")
         person = np.where(own[:, 0] >= 0, own[:, 0], own[:, 1])
 
         subscriber_id = np.empty(n, dtype=object)
@@ -216,6 +237,7 @@ class Predictor:
             cohort,
             pattern,
             sms_zones,
+            optout_reason.astype(object),
         )
 
     def _sms_zones(self, rows, timezone, tz_source, declared, phone_zones, bad_zone) -> np.ndarray:

@@ -42,7 +42,8 @@ hours from `sms_allowed`, `decide`), then the campaign's shared limits from `all
   row (one send per person)`. (`schedule_frame(..., duplicates="all")` plans every row on its own
   instead; the benchmark uses it to plan a million rows drawn from a small simulated world.)
   Rows without any usable contact get no send and say why: `no contact`, `invalid email`, `invalid
-  phone`, `email opted out`, ... A usable row with an unusable second contact is planned and its
+  phone`, `email suppressed: hard bounce on 2026-10-07` (the suppression rule that applied, see
+  features/suppression.py: `unsubscribed on ...`, `3 bounces in a row since ...`), ... A usable row with an unusable second contact is planned and its
   reason ends in `; invalid phone` (or e-mail). A CSV's empty line is an empty row, not skipped.
 
 Output columns (after the audience's own, unchanged and in order): `subscriber_id`, `channel` (`email`,
@@ -856,15 +857,16 @@ def _explain_unreachable(
     """Say why a row without a usable contact gets nothing; note an unusable second contact and a declared
     timezone that is not an IANA name (such a row is planned without SMS: see `Predictor.resolve`)."""
     none = ~aud.has.any(axis=1)
+    why = np.asarray(aud.optout_reason, dtype=object)  # "email suppressed: hard bounce on 2026-10-07", ...
     parts = [
-        (aud.invalid[:, EMAIL], "invalid email"),
-        (aud.invalid[:, SMS], "invalid phone"),
-        (aud.opted_out[:, EMAIL], "email opted out"),
-        (aud.opted_out[:, SMS], "sms opted out"),
+        (aud.invalid[:, EMAIL], np.full(len(plan), "invalid email", dtype=object)),
+        (aud.invalid[:, SMS], np.full(len(plan), "invalid phone", dtype=object)),
+        (aud.opted_out[:, EMAIL], why[:, EMAIL]),
+        (aud.opted_out[:, SMS], why[:, SMS]),
     ]
     detail = np.full(len(plan), "", dtype=object)
     for mask, text in parts:
-        detail[mask] = detail[mask] + np.where(detail[mask] == "", "", ", ").astype(object) + text
+        detail[mask] = detail[mask] + np.where(detail[mask] == "", "", ", ").astype(object) + text[mask]
     plan.reason[none] = np.where(detail[none] == "", REASON_NO_CONTACT, detail[none])
     usable_other = ~none & ~duplicate & (detail != "")
     plan.reason[usable_other] = plan.reason[usable_other] + "; " + detail[usable_other]
