@@ -128,7 +128,7 @@ def main() -> None:
             print(", ".join(f"{k}={v}" for k, v in r.items()), flush=True)
             rows.append(r)
     table = pd.DataFrame(rows)
-    print(table.to_markdown(index=False) if hasattr(table, "to_markdown") else table.to_string(index=False))
+    print(table.to_string(index=False))
 
 
 if __name__ == "__main__":
