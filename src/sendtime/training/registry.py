@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,13 +107,38 @@ def load_version(model_name: str, version: str | None = None) -> Champion:
         mlflow.artifacts.download_artifacts(
             run_id=mv.run_id, artifact_path=SNAPSHOT_ARTIFACT, dst_path=str(target)
         )
-    return Champion(
-        str(version),
-        mv.run_id,
-        load_booster(model_name, version),
-        target / SNAPSHOT_ARTIFACT,
-        dict(mv.tags or {}),
-    )
+    booster = load_booster(model_name, version)
+    release_artifact_threads()
+    return Champion(str(version), mv.run_id, booster, target / SNAPSHOT_ARTIFACT, dict(mv.tags or {}))
+
+
+def release_artifact_threads() -> None:
+    """End the idle download threads MLflow leaves after a load.
+
+    MLflow's artifact repositories each keep a thread pool, and some repositories stay referenced
+    (cached, or held by the repository that wraps them) after a download, so their idle threads live
+    on; while any other thread lives, forking workers is not safe (`forking.can_fork`), and the first
+    `schedule` after a download resolved a large audience on one core. The pools are found by their
+    thread names; each owner gets a fresh pool, which starts threads only if it is given work again.
+    """
+    import gc
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not any(t.name.startswith("Mlflow") for t in threading.enumerate()):
+        return
+    pools = [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, ThreadPoolExecutor)
+        and obj._thread_name_prefix.startswith("Mlflow")
+        and obj._threads
+    ]
+    for pool in pools:
+        owners = [r for r in gc.get_referrers(pool) if getattr(r, "thread_pool", None) is pool]
+        if owners and all(hasattr(o, "_create_thread_pool") for o in owners):
+            for owner in owners:  # a fresh pool starts no thread until it is given work
+                owner.thread_pool = owner._create_thread_pool()
+            pool.shutdown(wait=True)
 
 
 def log_and_register(
