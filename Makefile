@@ -61,6 +61,7 @@ bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the RE
 	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 5000 10000
 	$(PY) -m sendtime.experiments.bench_capture --seeds 0 1 2 --subscribers 5000 --days 168
 	$(PY) -m sendtime.experiments.bench_capture --zoo all --seeds 0 1 2 --subscribers 4000 --weeks 8 --reference
+	$(PY) -m sendtime.experiments.bench_export --world events_only messy --seeds 0 1
 	$(PY) -m sendtime.experiments.bench_outspot
 	$(PY) -m sendtime.experiments.realdata --mirrors $(MIRRORS)
 	$(PY) -m sendtime.experiments.bench_realdata

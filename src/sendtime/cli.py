@@ -105,10 +105,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     champ = "none" if result.champion_log_loss is None else f"{result.champion_log_loss:.4f}"
     print(f"champion log loss on this test set, with its own profile settings: {champ}")
     print(result.gate)
+    if not result.promoted and result.champion_log_loss is None:
+        from sendtime.training import registry
+
+        if registry.champion_version(settings.training.registered_model) is None:
+            print(
+                "note: there is no champion yet, so `schedule`, `predict` and `serve` have no model to use "
+                "until a version passes the gate (see rejects.csv and the reasons above)"
+            )
     return 0
 
 
-_BASELINES = ("campaign_time", "population_best_hour", "most_frequent_hour", "smoothed_histogram")
+_BASELINES = (
+    "campaign_time",
+    "population_best_hour",
+    "most_frequent_hour",
+    "smoothed_histogram",
+    "exposure_corrected_histogram",
+)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
