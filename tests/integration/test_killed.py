@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -29,9 +28,18 @@ SENDTIME = Path(sys.executable).with_name("sendtime")
 START, END = "2026-11-10T12:00:00Z", "2026-11-11T12:00:00Z"
 
 
+def _tmp(home: Path) -> Path:
+    """The child's own temporary folder: another `sendtime train` on this machine sweeps the scratch
+    folders of dead processes in the shared one, which would race these tests' look at them."""
+    folder = home.parent / f"{home.name}-tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env.update(SENDTIME_HOME=str(home), MLFLOW_ENABLE_TELEMETRY="false", DO_NOT_TRACK="true")
+    env["TMPDIR"] = str(_tmp(home))
     return env
 
 
@@ -105,7 +113,9 @@ def test_a_killed_schedule_leaves_no_workers_and_no_temporary_files(
     workers: set[int] = set()
     try:
         workers = _wait_until(lambda: _children(proc.pid) if proc.poll() is None else {-1}, timeout=300)
-        assert workers and workers != {-1}, "the schedule never started worker processes: " + err_file.read_text()[-2000:]
+        assert workers and workers != {-1}, (
+            "the schedule never started worker processes: " + err_file.read_text()[-2000:]
+        )
         time.sleep(0.3)  # let the workers get busy with their chunks
         workers |= _children(proc.pid)
         proc.send_signal(sig)
@@ -178,8 +188,8 @@ def _runs(home: Path) -> pd.DataFrame:
     return pd.read_json(__import__("io").StringIO(proc.stdout or "[]"), orient="records", dtype=False)
 
 
-def _scratch_of(pid: int) -> list[Path]:
-    return list(Path(tempfile.gettempdir()).glob(f"{registry.SCRATCH_PREFIX}{pid}-*"))
+def _scratch_of(pid: int, home: Path) -> list[Path]:
+    return list(_tmp(home).glob(f"{registry.SCRATCH_PREFIX}{pid}-*"))
 
 
 def _train_until_its_run_is_open(home: Path, data: Path, config: Path) -> subprocess.Popen:
@@ -190,7 +200,9 @@ def _train_until_its_run_is_open(home: Path, data: Path, config: Path) -> subpro
         stderr=subprocess.PIPE,
         text=True,
     )
-    opened = _wait_until(lambda: _scratch_of(proc.pid) or proc.poll() is not None, timeout=400, every=0.05)
+    opened = _wait_until(
+        lambda: _scratch_of(proc.pid, home) or proc.poll() is not None, timeout=400, every=0.05
+    )
     assert opened and proc.poll() is None, "train ended before its run was open"
     return proc
 
@@ -213,7 +225,7 @@ def test_a_killed_train_is_marked_failed_and_its_scratch_removed_on_the_next_sta
     proc.communicate(timeout=60)
     runs = _runs(home)
     assert runs["status"].tolist() == ["RUNNING"] and runs["tags.sendtime.pid"].tolist() == [str(pid)]
-    assert _scratch_of(pid), "SIGKILL leaves the scratch folder (nothing can clean up)"
+    assert _scratch_of(pid, home), "SIGKILL leaves the scratch folder (nothing can clean up)"
 
     # the next start, on data too short for a model (a profile-only version): it still cleans up first
     tiny = tmp_path / "tiny"
@@ -231,7 +243,7 @@ def test_a_killed_train_is_marked_failed_and_its_scratch_removed_on_the_next_sta
     assert "removed 1 scratch folder(s)" in again.stdout
     after = _runs(home).set_index("run_id")["status"]
     assert after[runs["run_id"][0]] == "FAILED"
-    assert not _scratch_of(pid)
+    assert not _scratch_of(pid, home)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -242,7 +254,7 @@ def test_a_train_stopped_by_sigterm_ends_its_run_and_removes_its_scratch(small_w
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "stopped by SIGTERM" in err, err
     assert _runs(home)["status"].tolist() == ["FAILED"]
-    assert not _scratch_of(proc.pid)
+    assert not _scratch_of(proc.pid, home)
 
 
 def test_a_run_of_a_live_process_or_another_host_is_left_running(session_home, tmp_path, monkeypatch):
