@@ -74,6 +74,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from sendtime.training import baselines
     from sendtime.training.pipeline import train
 
     settings = _settings(args)
@@ -93,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"registered version: {result.version}")
     m = result.metrics
     line = f"test log loss {m.get('log_loss', float('nan')):.4f} (best baseline "
-    line += f"{min(m.get(f'{b}_log_loss', float('inf')) for b in _BASELINES):.4f}), AUC {m.get('auc', float('nan')):.3f}"
+    line += f"{min(m.get(f'{b}_log_loss', float('inf')) for b in baselines.NAMES):.4f}), AUC {m.get('auc', float('nan')):.3f}"
     print(line)
     if "model_capture" in m:
         print(
@@ -114,15 +115,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "until a version passes the gate (see rejects.csv and the reasons above)"
             )
     return 0
-
-
-_BASELINES = (
-    "campaign_time",
-    "population_best_hour",
-    "most_frequent_hour",
-    "smoothed_histogram",
-    "exposure_corrected_histogram",
-)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

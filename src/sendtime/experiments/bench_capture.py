@@ -22,13 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-BASELINES = (
-    "campaign_time",
-    "population_best_hour",
-    "most_frequent_hour",
-    "smoothed_histogram",
-    "exposure_corrected_histogram",
-)
+from sendtime.training.baselines import NAMES as BASELINES
 
 
 def run_one(seed: int, subscribers: int, days: int, cache: Path, zoo: str | None = None) -> dict:
