@@ -12,8 +12,10 @@ export DO_NOT_TRACK := true
 DEMO := $(SENDTIME_HOME)/demo
 # bare git copies of the real-data sets' repositories (README, "Real activity logs"); absent ones are skipped
 MIRRORS ?= /work/.mirror
+# the project's Python: the core (src/), each stage's top-level folder, and the tests
+CODE := src features training serving experiments configs tests
 
-.PHONY: help setup demo test test-all lint format bench clean
+.PHONY: help setup demo test test-all lint format bench bento clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,12 +46,12 @@ test-all: setup ## every test, slow ones included
 	$(PY) -m pytest -q -m ""
 
 lint: setup ## ruff lint and format check
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 
 format: setup ## ruff format and autofix
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format $(CODE)
+	$(VENV)/bin/ruff check --fix $(CODE)
 
 bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the README)
 	$(PY) -m sendtime.experiments.bench_profiles --events 1000000 10000000
@@ -67,5 +69,9 @@ bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the RE
 	$(PY) -m sendtime.experiments.bench_realdata
 	$(PY) -m sendtime.experiments.bench_load --start-server
 
+bento: setup ## build sendtime's wheel into dist/, then the Bento (bentofile.yaml) into the local Bento store
+	$(UV) build --wheel --out-dir dist --quiet
+	$(VENV)/bin/bentoml build
+
 clean: ## remove local state (.sendtime) and caches, keep .venv
-	rm -rf .sendtime .pytest_cache .ruff_cache
+	rm -rf .sendtime .pytest_cache .ruff_cache dist build

@@ -31,7 +31,7 @@ import pandas as pd
 
 from sendtime import schema as S
 
-DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "outspot"
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "outspot"
 TIMEZONE = "Europe/Brussels"
 RAW_FLOOR = 1e-3
 
