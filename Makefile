@@ -15,7 +15,7 @@ MIRRORS ?= /work/.mirror
 # the project's Python: the core (src/), each stage's top-level folder, and the tests
 CODE := src features training serving experiments configs tests
 
-.PHONY: help setup demo test test-all lint format bench bento clean
+.PHONY: help setup demo test test-all lint format bench bento lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,6 +72,10 @@ bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the RE
 bento: setup ## build sendtime's wheel into dist/, then the Bento (bentofile.yaml) into the local Bento store
 	$(UV) build --wheel --out-dir dist --quiet
 	$(VENV)/bin/bentoml build
+
+lock: setup ## re-resolve both locks from pyproject.toml: dev + spark (setup, CI) and the runtime subset (the Bento)
+	$(UV) pip compile pyproject.toml --extra dev --extra spark -o requirements.lock --python $(PY) --quiet
+	$(UV) pip compile pyproject.toml -c requirements.lock -o requirements-runtime.lock --python $(PY) --quiet
 
 clean: ## remove local state (.sendtime) and caches, keep .venv
 	rm -rf .sendtime .pytest_cache .ruff_cache dist build

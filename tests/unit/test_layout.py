@@ -57,3 +57,23 @@ def test_the_bento_installs_this_versions_wheel():
     version = _pyproject()["project"]["version"]
     bentofile = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
     assert bentofile["python"]["wheels"] == [f"dist/sendtime-{version}-py3-none-any.whl"]
+
+
+def _pins(lock: str) -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / lock).read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split("==", 1)
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def test_the_bento_gets_the_runtime_pins_only_and_they_agree_with_what_ci_tests():
+    bentofile = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+    assert bentofile["python"]["requirements_txt"] == "requirements-runtime.lock"
+    runtime, dev = _pins("requirements-runtime.lock"), _pins("requirements.lock")
+    assert not {"pytest", "ruff", "uv", "pyspark", "pytest-timeout"} & set(runtime)
+    differ = {name: (v, dev.get(name)) for name, v in runtime.items() if dev.get(name) != v}
+    assert not differ, f"runtime pins that differ from requirements.lock (run `make lock`): {differ}"
+    for name in ("lightgbm", "mlflow", "bentoml", "pandas", "phonenumbers"):
+        assert name in runtime
