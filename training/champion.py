@@ -19,10 +19,10 @@ import pandas as pd
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features.load import DataFolder
+from sendtime.features.model_features import FEATURES, feature_matrix, gather_rows
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.training import decision, examples, model, registry
-from sendtime.training.features import FEATURES, feature_matrix, gather_rows
 
 DATA_KIND_TAG = "data_kind"  # send_response or activity: what the version's labels were made of
 CHANNELS_TAG = "channel_events"  # usable events per channel in the version's training data (JSON)

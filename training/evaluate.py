@@ -22,9 +22,9 @@ import pandas as pd
 from sendtime import home
 from sendtime.configs.settings import Settings
 from sendtime.features.load import load_folder
+from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import build_feature_base
 from sendtime.training import baselines, capture, examples, pipeline, registry
-from sendtime.training.features import FEATURES
 
 EVALUATE_TAG = "evaluate"
 

@@ -19,11 +19,11 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
+from sendtime.features.model_features import feature_matrix, gather_rows
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.features.signals import CLICK_KIND
 from sendtime.training import split_design
-from sendtime.training.features import feature_matrix, gather_rows
 
 SEND_RESPONSE = "send_response"  # labels: a click within label_hours of a send
 ACTIVITY = (

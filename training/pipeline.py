@@ -16,6 +16,7 @@ from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
 from sendtime.features.load import DataFolder, load_folder
+from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.serving.predictor import Predictor
@@ -31,7 +32,6 @@ from sendtime.training import (
     registry,
     split_design,
 )
-from sendtime.training.features import FEATURES
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from mlflow.pyfunc import PythonModel
 
 from sendtime.configs.settings import Settings
 from sendtime.features.load import DataFolder
+from sendtime.features.model_features import FEATURES, feature_matrix, gather_rows
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import build_profiles
 from sendtime.training import examples, plots, registry, split_design
 from sendtime.training.champion import reject_share
-from sendtime.training.features import FEATURES, feature_matrix, gather_rows
 from sendtime.training.profile_only import (
     MODEL_KIND_TAG,
     PROFILE_ONLY,

@@ -213,9 +213,9 @@ def _hour_capture(
 def test_profile_top_hours_beat_a_raw_histogram(base, small_world, test_settings):
     """Against the simulator's truth, the exposure-corrected, shrunk profile picks better hours than the
     raw open-hour histogram (which mostly shows when the brand sent)."""
+    from sendtime.features.model_features import FEATURES
     from sendtime.serving.predictor import Predictor
     from sendtime.training.baselines import raw_histograms
-    from sendtime.training.features import FEATURES
 
     class _NoModel:  # resolution and local hours only: no scores are asked for
         def feature_name(self):
