@@ -24,7 +24,8 @@ from sendtime.configs.settings import Settings
 from sendtime.features import identity, local_time, phones
 from sendtime.features.model_features import FEATURES, Rows, feature_matrix, gather_rows
 from sendtime.features.profiles import Profiles, cohort_keys
-from sendtime.serving.quiet_hours import state_for_phones, zone_sets
+from sendtime.features.us_area_codes import state_for_phones
+from sendtime.serving.quiet_hours import zone_sets
 from sendtime.training.profile_only import booster_from_string
 
 CHUNK_CELLS = 400_000  # feature rows per predict call: bounds memory on million-row audiences
