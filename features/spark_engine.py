@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from sendtime.features.profiles import Profiles
+    from sendtime.features.strengths import Shrinkage
 
 log = logging.getLogger(__name__)
 
@@ -532,7 +533,7 @@ def build_profiles_spark(
     as_of: pd.Timestamp | str | None = None,
     settings: Settings | None = None,
     spark: SparkSession | None = None,
-    shrinkage: dict[str, dict[str, float]] | None = None,
+    shrinkage: Shrinkage | None = None,
 ) -> Profiles:
     """`build_profiles(build_feature_base_spark(data_dir), as_of)`: profiles from the events before `as_of`.
 

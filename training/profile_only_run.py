@@ -134,7 +134,7 @@ def train(
                 "data": str(data_dir),
                 **{
                     f"shrinkage_{c}_{k}": v
-                    for c, d in shrinkage.items()
+                    for c, d in shrinkage.to_dict().items()
                     for k, v in d.items()
                     if k in ("alpha_daily", "alpha_weekly", "beta", "blur", "cohort_strength")
                 },
@@ -148,7 +148,7 @@ def train(
                 "design": design.params(),
                 "profile_only_reason": reason,
                 "stats": base.stats,
-                "shrinkage": shrinkage,
+                "shrinkage": shrinkage.to_dict(),
             },
             "data.json",
         )
