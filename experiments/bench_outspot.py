@@ -95,7 +95,7 @@ def evaluate(folder: Path, cutoff_share: float) -> pd.DataFrame:
             "cutoff": str(cutoff),
             "later_opens": int(after.sum()),
             "subscribers": int(seen.sum()),
-            "shrinkage": profiles.shrinkage["email"],
+            "shrinkage": profiles.shrinkage["email"].to_dict(),
             "automated_readers": base.stats.get("automated_readers"),
         }
     )

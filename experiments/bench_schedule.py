@@ -53,7 +53,7 @@ def prepare_home(home: Path, subscribers: int, days: int, seed: int) -> Path:
     """
     import hashlib
 
-    from sendtime.training.features import FEATURES
+    from sendtime.features.model_features import FEATURES
 
     home = home / ("features-" + hashlib.sha1(",".join(FEATURES).encode()).hexdigest()[:10])
     home.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
-from sendtime.features import identity, local_time, phones, signals
+from sendtime.features import identity, local_time, phones, signals, us_area_codes
 from sendtime.features.load import DataFolder
 
 log = logging.getLogger(__name__)
@@ -175,12 +175,10 @@ def resolve_people(
 
 def finish_subscribers(subs: pd.DataFrame, tz: pd.DataFrame) -> pd.DataFrame:
     """Timezone, its source and the phone's US state per person; the raw phone number is dropped here."""
-    from sendtime.serving.quiet_hours import state_for_phones  # area code -> US state, for SMS law
-
     subs = subs.copy()
     subs["timezone"] = tz["timezone"].to_numpy()
     subs[S.TZ_SOURCE] = tz[S.TZ_SOURCE].to_numpy()
-    subs["phone_state"] = state_for_phones(subs["phone"]).to_numpy()
+    subs["phone_state"] = us_area_codes.state_for_phones(subs["phone"]).to_numpy()
     return subs.drop(columns=["phone"])  # raw phone numbers stop here
 
 

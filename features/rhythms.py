@@ -6,7 +6,7 @@ few kinds (before work, commute, lunch, evening...) cover most people. Fitted on
 the mixture turns two clicks at 12:40 into "probably a lunch-time person" and lends the whole lunch
 shape, not a blurred spike at 12:00. The number of rhythms (one of them is just the cohort average)
 and how much a person's few events are trusted to pick one are chosen on held-out weeks like every
-other strength (`profiles.choose_shrinkage`), so on data without such structure the choice falls back
+other strength (`shrinkage.choose_shrinkage`), so on data without such structure the choice falls back
 to the cohort.
 
 Model: multinomial mixture over the 24 hours of the day, fitted by EM on the exposure-corrected
@@ -139,6 +139,34 @@ def with_cohort_weights(
     weights = per_cohort + COHORT_PSEUDO * mix
     weights /= weights.sum(axis=1, keepdims=True)
     return Rhythms(shapes=shapes, weights=weights)
+
+
+def fit_channel_rhythms(
+    both: np.ndarray,
+    codes: np.ndarray,
+    n_cohorts: int,
+    c: int,
+    types: list[tuple[int, bool]],
+    pooled_shapes: dict | None = None,
+) -> dict[tuple[int, bool], Rhythms | None]:
+    """Typical daily rhythms of channel c for each (number, pooled) asked for, fitted on everybody's
+    corrected engagements and triggered sends (`both`, [n, 2, 24]): of this channel, or (pooled) of both
+    channels, which gives the shapes more data where one channel is sparse (SMS) and the day's habits
+    are shared. Pooled shapes are the same for both channels: pass one `pooled_shapes` dict to fit them once.
+    """
+    pooled_shapes = {} if pooled_shapes is None else pooled_shapes
+    out: dict[tuple[int, bool], Rhythms | None] = {}
+    for k, pool in types:
+        if pool:
+            if k not in pooled_shapes:
+                pooled_shapes[k] = fit_shapes(np.concatenate([both[:, 0], both[:, 1]]), k)
+            fitted = pooled_shapes[k]
+        else:
+            fitted = fit_shapes(both[:, c], k)
+        out[(k, pool)] = (
+            None if fitted is None else with_cohort_weights(*fitted, both[:, c], codes, n_cohorts)
+        )
+    return out
 
 
 def _spread_start(shares: np.ndarray, totals: np.ndarray, k: int, rng, pooled: np.ndarray) -> np.ndarray:

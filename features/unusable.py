@@ -16,7 +16,8 @@ import pandas as pd
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features import identity
-from sendtime.features.load import REJECT_COLUMNS, DataError, DataFolder, find_table
+from sendtime.features.load import REJECT_COLUMNS, DataFolder
+from sendtime.features.tables import DataError, find_table
 
 PHONE_REASON = "unparseable phone number"  # the reasons `prepare._distinct_addresses` gives event rows
 EMAIL_REASON = "invalid e-mail address"

@@ -22,9 +22,11 @@ from sendtime import forking
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features import identity, local_time, phones
-from sendtime.features.profiles import Profiles, cohort_keys
-from sendtime.serving.quiet_hours import state_for_phones, zone_sets
-from sendtime.training.features import FEATURES, Rows, feature_matrix, gather_rows
+from sendtime.features.model_features import FEATURES, Rows, feature_matrix, gather_rows
+from sendtime.features.priors import cohort_keys
+from sendtime.features.profiles import Profiles
+from sendtime.features.us_area_codes import state_for_phones
+from sendtime.serving.quiet_hours import zone_sets
 from sendtime.training.profile_only import booster_from_string
 
 CHUNK_CELLS = 400_000  # feature rows per predict call: bounds memory on million-row audiences

@@ -4,9 +4,9 @@ Two layers, both checked at the *local* time of each candidate hour start (DST-c
 instant is converted with the recipient's IANA timezone rather than a fixed offset):
 
 1. the federal window, `PolicySettings.quiet_hours` (08:00-21:00 by default);
-2. stricter US state rules, looked up by the phone number's area code, from a small rules table
-   (`configs/us_state_quiet_hours.csv`, replaceable through `PolicySettings.state_rules_file`) so that
-   compliance staff can read and change them without touching code.
+2. stricter US state rules, by the phone number's area code (features/us_area_codes.py), from a small
+   rules table (`configs/us_state_quiet_hours.csv`, replaceable through `PolicySettings.state_rules_file`)
+   so that compliance staff can read and change them without touching code.
 
 Both are checked in *every* zone the recipient may be in (`zone_sets`): the zone the phone number
 reveals (all of them when its area or range spans several clocks), a zone the sending system declares
@@ -29,8 +29,6 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-import phonenumbers
-from phonenumbers import geocoder
 
 from sendtime.configs.settings import PolicySettings
 from sendtime.features.local_time import ZONE_SEPARATOR
@@ -39,23 +37,6 @@ BUILTIN_RULES = "us_state_quiet_hours.csv"
 RULE_COLUMNS = ("state", "days", "start", "end")
 MINUTES_PER_DAY = 24 * 60
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # pandas weekday numbers 0..6
-
-_US_E164 = re.compile(r"^\+1(\d{3})\d{7}$")
-
-_STATE_NAMES = {
-    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
-    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "florida": "FL", "georgia": "GA",
-    "hawaii": "HI", "idaho": "ID", "illinois": "IL", "indiana": "IN", "iowa": "IA", "kansas": "KS",
-    "kentucky": "KY", "louisiana": "LA", "maine": "ME", "maryland": "MD", "massachusetts": "MA",
-    "michigan": "MI", "minnesota": "MN", "mississippi": "MS", "missouri": "MO", "montana": "MT",
-    "nebraska": "NE", "nevada": "NV", "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM",
-    "new york": "NY", "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK",
-    "oregon": "OR", "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC",
-    "south dakota": "SD", "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT",
-    "virginia": "VA", "washington": "WA", "washington state": "WA", "west virginia": "WV",
-    "wisconsin": "WI", "wyoming": "WY", "washington d.c.": "DC", "district of columbia": "DC",
-}  # fmt: skip
-_STATE_CODES = frozenset(_STATE_NAMES.values())
 
 
 @dataclass(frozen=True)
@@ -155,40 +136,6 @@ def parse_time(text: str, context: str = "time") -> int:
     if minutes > MINUTES_PER_DAY or int(match.group(2) or 0) >= 60:
         raise ValueError(f"{context}: time {text!r} is outside 00:00-24:00")
     return minutes
-
-
-# --- area code to state ------------------------------------------------------------------------
-
-
-def state_for_phones(e164: pd.Series) -> pd.Series:
-    """Two-letter US state of each E.164 number from its area code; <NA> when not US or unknown.
-
-    An area code never crosses a state line, so the lookup runs once per distinct area code
-    (phonenumbers' offline geocoder), not per number. Toll-free and non-geographic codes give <NA>.
-    """
-    text = e164.astype("string").str.strip()
-    area = text.str.extract(_US_E164, expand=False)
-    states = {code: _state_for_area_code(code) for code in area.dropna().unique()}
-    return area.map(states).astype("string").rename(e164.name)
-
-
-@lru_cache(maxsize=2048)
-def _state_for_area_code(code: str) -> str | None:
-    number = phonenumbers.parse(f"+1{code}5550123")
-    if phonenumbers.region_code_for_number(number) != "US":
-        return None  # Canada, Caribbean and other NANP members
-    return _state_from_description(geocoder.description_for_number(number, "en"))
-
-
-def _state_from_description(description: str) -> str | None:
-    """'New York, NY' -> NY, 'Texas' -> TX, 'Washington State' -> WA; None when unrecognised."""
-    description = description.strip()
-    if not description:
-        return None
-    suffix = description.rsplit(",", 1)[-1].strip().upper()
-    if "," in description and suffix in _STATE_CODES:
-        return suffix
-    return _STATE_NAMES.get(description.lower())
 
 
 # --- the mask ----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from sendtime import schema as S
-from sendtime.training.features import FEATURES, feature_matrix, gather_rows
+from sendtime.features.model_features import FEATURES, feature_matrix, gather_rows
 
 TOP_K = 4  # hours scored per person-channel up front (plus the campaign's own cell)
 CROWDED = 0.3  # share of a channel's rows its caps turn away, above which all its hours are scored

@@ -19,10 +19,11 @@ import pandas as pd
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features.load import DataFolder
+from sendtime.features.model_features import FEATURES, feature_matrix, gather_rows
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import build_profiles
+from sendtime.features.strengths import Shrinkage
 from sendtime.training import decision, examples, model, registry
-from sendtime.training.features import FEATURES, feature_matrix, gather_rows
 
 DATA_KIND_TAG = "data_kind"  # send_response or activity: what the version's labels were made of
 CHANNELS_TAG = "channel_events"  # usable events per channel in the version's training data (JSON)
@@ -61,7 +62,7 @@ def version_kind(tags: dict) -> str | None:
     return tags.get(DATA_KIND_TAG) or tags.get("kind")
 
 
-def _recipe(run_id: str, settings: Settings) -> tuple[Settings, dict | None, dict]:
+def _recipe(run_id: str, settings: Settings) -> tuple[Settings, Shrinkage | None, dict]:
     """The settings and shrinkage the champion was trained with, and its data.json."""
     import os
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from sendtime import schema as S
+from sendtime.features.model_features import feature_matrix, gather_rows
 from sendtime.features.profiles import Profiles
-from sendtime.training.features import feature_matrix, gather_rows
 
 H = S.HOURS_PER_WEEK
 MAX_PAIRS = 20_000  # (person, channel) pairs judged; a seeded sample beyond, the same for every model

@@ -22,9 +22,10 @@ import pandas as pd
 from sendtime import home
 from sendtime.configs.settings import Settings
 from sendtime.features.load import load_folder
+from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import build_feature_base
+from sendtime.features.strengths import Shrinkage
 from sendtime.training import baselines, capture, examples, pipeline, registry
-from sendtime.training.features import FEATURES
 
 EVALUATE_TAG = "evaluate"
 
@@ -39,7 +40,7 @@ class EvaluateResult:
     same_data: bool | None = None  # the folder's fingerprint equals the training run's
 
 
-def _training_context(run_id: str, settings: Settings, echo) -> tuple[Settings, dict | None, dict]:
+def _training_context(run_id: str, settings: Settings, echo) -> tuple[Settings, Shrinkage | None, dict]:
     """The settings and shrinkage the version was trained with (falls back to `settings`, chosen shrinkage)."""
     import mlflow
 
@@ -53,7 +54,8 @@ def _training_context(run_id: str, settings: Settings, echo) -> tuple[Settings, 
     except Exception as exc:
         echo(f"warning: the training run has no data.json ({exc}); choosing the shrinkage again")
         logged = {}
-    return trained, logged.get("shrinkage"), logged
+    shrinkage = logged.get("shrinkage")
+    return trained, Shrinkage.from_dict(shrinkage) if shrinkage else None, logged
 
 
 def evaluate(
@@ -122,7 +124,7 @@ def evaluate(
             {
                 "fingerprint": fp,
                 "boundaries": ex.boundaries,
-                "shrinkage": ex.shrinkage,
+                "shrinkage": ex.shrinkage.to_dict(),
                 "same_data_as_training": same,
             },
             "data.json",

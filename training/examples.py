@@ -19,11 +19,13 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
+from sendtime.features.model_features import feature_matrix, gather_rows
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.features.signals import CLICK_KIND
+from sendtime.features.strengths import NAMES as STRENGTH_NAMES
+from sendtime.features.strengths import Shrinkage
 from sendtime.training import split_design
-from sendtime.training.features import feature_matrix, gather_rows
 
 SEND_RESPONSE = "send_response"  # labels: a click within label_hours of a send
 ACTIVITY = (
@@ -50,7 +52,7 @@ class Examples:
     train: Split
     validation: Split
     test: Split
-    shrinkage: dict
+    shrinkage: Shrinkage
     boundaries: dict[str, str]
     design: split_design.SplitDesign | None = None
 
@@ -125,32 +127,32 @@ def boundaries(base: FeatureBase, settings: Settings) -> dict[str, pd.Timestamp]
 
 
 def apply_shrinkage_overrides(
-    shrinkage: dict[str, dict[str, float]], overrides: dict[str, dict[str, float]] | None
-) -> dict[str, dict[str, float]]:
+    shrinkage: Shrinkage, overrides: dict[str, dict[str, float]] | None
+) -> Shrinkage:
     """`profiles.shrinkage_overrides` (e.g. written by `sendtime tune`) replace chosen strengths per channel.
 
     Only the keys given change; the rest keep the held-out choice. Unknown channels or keys fail early.
     """
     if not overrides:
         return shrinkage
-    out = {channel: dict(values) for channel, values in shrinkage.items()}
+    out = shrinkage
     for channel, values in overrides.items():
-        if channel not in out:
+        if channel not in S.CHANNELS:
             raise ValueError(
-                f"profiles.shrinkage_overrides: unknown channel {channel!r} (expected one of {list(out)})"
+                f"profiles.shrinkage_overrides: unknown channel {channel!r} (expected one of {list(S.CHANNELS)})"
             )
-        unknown = sorted(set(values) - set(out[channel]))
+        unknown = sorted(set(values) - set(STRENGTH_NAMES))
         if unknown:
             raise ValueError(
                 f"profiles.shrinkage_overrides.{channel}: unknown keys {unknown} "
-                f"(expected some of {sorted(out[channel])})"
+                f"(expected some of {sorted(STRENGTH_NAMES)})"
             )
-        out[channel].update({k: float(v) for k, v in values.items()})
+        out = out.with_channel(channel, out[channel].with_values(values))
     return out
 
 
 def build_examples(
-    base: FeatureBase, settings: Settings, shrinkage: dict | None = None, progress: bool = False
+    base: FeatureBase, settings: Settings, shrinkage: Shrinkage | None = None, progress: bool = False
 ) -> Examples:
     """Training snapshots every 7 days before validation; validation and test each as of their start."""
     t = settings.training

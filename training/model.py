@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score
 
 from sendtime.configs.settings import TrainingSettings
-from sendtime.training.features import FEATURES, MONOTONE
+from sendtime.features.model_features import FEATURES, MONOTONE
 
 
 def fit(

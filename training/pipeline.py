@@ -16,6 +16,7 @@ from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
 from sendtime.features.load import DataFolder, load_folder
+from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.serving.predictor import Predictor
@@ -31,7 +32,6 @@ from sendtime.training import (
     registry,
     split_design,
 )
-from sendtime.training.features import FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def train(
                 **{f"lgbm_{k}": v for k, v in settings.training.lgbm.items()},
                 **{
                     f"shrinkage_{c}_{k}": v
-                    for c, d in ex.shrinkage.items()
+                    for c, d in ex.shrinkage.to_dict().items()
                     for k, v in d.items()
                     if k in ("alpha_daily", "alpha_weekly", "beta", "blur", "cohort_strength")
                 },
@@ -233,7 +233,7 @@ def train(
                 "fingerprint": fingerprint(data),
                 "boundaries": ex.boundaries,
                 "stats": base.stats,
-                "shrinkage": ex.shrinkage,
+                "shrinkage": ex.shrinkage.to_dict(),
                 "channel_events": dict(challenger.channel_events),
                 "reject_share": challenger.reject_share,
             },

@@ -14,7 +14,7 @@ week", so the probability is 1 - exp(-engagements per week x response[h] / 168),
 engagement a week.
 
 `ProfileOnlyModel` has the part of `lightgbm.Booster`'s interface that sendtime uses (`predict` on the
-shared feature matrix of training/features.py, `feature_name`, `dump_model` with monotone constraints,
+shared feature matrix of features/model_features.py, `feature_name`, `dump_model` with monotone constraints,
 `model_to_string`, `feature_importance`, `num_trees`), so the predictor, the policy, the batch plan
 (including its top-hours shortcut: the probability rises with the response, like the model's), the
 API and `sendtime evaluate` use it unchanged. It is stateless: one instance serves every thread.
@@ -27,7 +27,7 @@ import json
 import numpy as np
 
 from sendtime import schema as S
-from sendtime.training.features import FEATURES, MONOTONE
+from sendtime.features.model_features import FEATURES, MONOTONE
 
 PROFILE_ONLY = "profile_only"  # registry tag `model_kind` of such a version
 LIGHTGBM = "lightgbm"  # registry tag `model_kind` of a trained model

@@ -26,11 +26,11 @@ from mlflow.pyfunc import PythonModel
 
 from sendtime.configs.settings import Settings
 from sendtime.features.load import DataFolder
+from sendtime.features.model_features import FEATURES, feature_matrix, gather_rows
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import build_profiles
 from sendtime.training import examples, plots, registry, split_design
 from sendtime.training.champion import reject_share
-from sendtime.training.features import FEATURES, feature_matrix, gather_rows
 from sendtime.training.profile_only import (
     MODEL_KIND_TAG,
     PROFILE_ONLY,
@@ -134,7 +134,7 @@ def train(
                 "data": str(data_dir),
                 **{
                     f"shrinkage_{c}_{k}": v
-                    for c, d in shrinkage.items()
+                    for c, d in shrinkage.to_dict().items()
                     for k, v in d.items()
                     if k in ("alpha_daily", "alpha_weekly", "beta", "blur", "cohort_strength")
                 },
@@ -148,7 +148,7 @@ def train(
                 "design": design.params(),
                 "profile_only_reason": reason,
                 "stats": base.stats,
-                "shrinkage": shrinkage,
+                "shrinkage": shrinkage.to_dict(),
             },
             "data.json",
         )

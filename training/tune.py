@@ -41,6 +41,7 @@ from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
+from sendtime.features.strengths import Shrinkage
 from sendtime.training import capture, decision, examples, model, registry
 from sendtime.training.pipeline import fingerprint
 
@@ -85,9 +86,7 @@ def suggest(trial) -> tuple[dict, dict[str, float]]:
     return lgbm, scales
 
 
-def shrinkage_overrides(
-    base_shrinkage: dict[str, dict[str, float]], scales: dict[str, float]
-) -> dict[str, dict[str, float]]:
+def shrinkage_overrides(base_shrinkage: Shrinkage, scales: dict[str, float]) -> dict[str, dict[str, float]]:
     """The strengths that change: scaled daily and weekly strengths of each channel whose scale is not 1.
 
     A strength at POOLED stands for infinity (fully pooled toward the prior): scaling it means nothing.
@@ -95,7 +94,9 @@ def shrinkage_overrides(
     out = {}
     for c, s in scales.items():
         changed = {
-            k: float(base_shrinkage[c][k]) * s for k in SCALED_STRENGTHS if base_shrinkage[c][k] < POOLED
+            k: float(getattr(base_shrinkage[c], k)) * s
+            for k in SCALED_STRENGTHS
+            if getattr(base_shrinkage[c], k) < POOLED
         }
         if s != 1.0 and changed:
             out[c] = changed
@@ -173,7 +174,7 @@ def tuned_config(
     settings: Settings,
     best_params: dict,
     best_iteration: int | None,
-    base_shrinkage: dict[str, dict[str, float]],
+    base_shrinkage: Shrinkage,
 ) -> dict:
     """YAML content for `sendtime train --config`: the settings' departures from the defaults + the best trial."""
     current = settings.model_dump(mode="json")

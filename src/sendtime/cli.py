@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     # OpenMP threads that spin while waiting slow LightGBM down by 10-100x on a busy 2-core machine
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from sendtime.features.load import DataError
+    from sendtime.features.tables import DataError
 
     previous = _on_sigterm(_terminate)
     try:

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from sendtime import schema as S
-from sendtime.features.load import AFTER_END_REASON, DataError
+from sendtime.features.load import AFTER_END_REASON
+from sendtime.features.tables import DataError
 from sendtime.features.unusable import EMAIL_REASON, PHONE_REASON
 
 pytestmark = pytest.mark.integration

@@ -9,17 +9,13 @@ import pandas as pd
 import pytest
 
 from sendtime import schema as S
-from sendtime.features import profiles as profiles_module
+from sendtime.features import shrinkage as shrinkage_module
+from sendtime.features.exposure import delay_kernel, evidence
+from sendtime.features.heldout import heldout_blocks
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
-from sendtime.features.profiles import (
-    _daily,
-    _evidence,
-    _weekly,
-    build_profiles,
-    delay_kernel,
-    heldout_blocks,
-)
+from sendtime.features.profiles import build_profiles
+from sendtime.features.strengths import DEFAULT
 from sendtime.training import capture
 
 pytestmark = pytest.mark.integration
@@ -76,16 +72,16 @@ def test_evidence_outside_a_block_and_of_a_sample_match_the_whole(base):
     as_of = _as_of(base)
     kernel = delay_kernel(base.engagements[base.engagements["at"] < as_of])
     lo, hi = as_of - pd.Timedelta(days=28), as_of - pd.Timedelta(days=14)
-    whole = _evidence(base, None, as_of, as_of, kernel, None)
-    around = _evidence(base, None, as_of, lo, kernel, None, skip=(lo, hi))
-    inside = _evidence(base, lo, hi, hi, kernel, None)
+    whole = evidence(base, kernel, as_of)
+    around = evidence(base, kernel, as_of, weigh_from=lo, skip=(lo, hi))
+    inside = evidence(base, kernel, hi, start=lo)
     np.testing.assert_allclose(around.hourly + inside.hourly, whole.hourly)
     assert around.hourly.sum() > 0 and inside.hourly.sum() > 0
     rows = np.flatnonzero(inside.counts[:, 1] > 0)[::3]
-    sample = _evidence(base, lo, hi, hi, kernel, None, subs=rows)
+    sample = evidence(base, kernel, hi, start=lo, subs=rows)
     for name in ("corrected", "exposure", "hourly", "triggers"):
         np.testing.assert_allclose(getattr(sample, name), getattr(inside.take(rows), name), rtol=1e-12)
-    weighted = _evidence(base, None, as_of, lo, kernel, 30.0, skip=(lo, hi))
+    weighted = evidence(base, kernel, as_of, weigh_from=lo, half_life=30.0, skip=(lo, hi))
     assert (weighted.hourly <= around.hourly + 1e-12).all() and weighted.hourly.sum() < around.hourly.sum()
 
 
@@ -94,32 +90,18 @@ def test_strengths_are_chosen_on_as_many_blocks_as_a_channel_needs(base, test_se
     as_of = _as_of(base)
     chosen = build_profiles(base, as_of, test_settings.profiles).shrinkage
     n_blocks = len(heldout_blocks(base, as_of, test_settings.profiles))
-    assert chosen[S.SMS]["heldout_folds"] == n_blocks
-    monkeypatch.setattr(profiles_module, "MAX_HELDOUT_ROWS", 20)
-    monkeypatch.setattr(profiles_module, "ENOUGH_HELDOUT_ROWS", 20)
+    assert chosen[S.SMS].heldout_folds == n_blocks
+    monkeypatch.setattr(shrinkage_module, "MAX_HELDOUT_ROWS", 20)
+    monkeypatch.setattr(shrinkage_module, "ENOUGH_HELDOUT_ROWS", 20)
     few = build_profiles(base, as_of, test_settings.profiles).shrinkage
     for c in S.CHANNELS:
-        assert few[c]["heldout_folds"] == 1 and few[c]["heldout_rows"] == 20
-
-
-def test_weekend_shift_folds_onto_the_weekday_clock_and_back():
-    """Folding the week onto the weekday clock is the transpose of laying a day over the week, so the
-    held-out score of a folded count is the score of the week; shift 0 is plain pooling of the days."""
-    rng = np.random.default_rng(0)
-    week, day = rng.random((3, 2, S.HOURS_PER_WEEK)), rng.random((3, 2, 24))
-    shifts = np.array([2, -1])
-    assert np.isclose((_daily(week, shifts) * day).sum(), (week * _weekly(day, shifts)).sum())
-    laid = _weekly(day, shifts)
-    np.testing.assert_allclose(laid[:, 0, 5 * 24 + 9], day[:, 0, 7])  # Saturday 09:00 ~ weekday 07:00
-    np.testing.assert_allclose(laid[:, 1, 6 * 24 + 9], day[:, 1, 10])
-    np.testing.assert_allclose(laid[:, :, :24], day)
-    np.testing.assert_allclose(_daily(week, 0), week.reshape(3, 2, 7, 24).sum(axis=2))
+        assert few[c].heldout_folds == 1 and few[c].heldout_rows == 20
 
 
 def test_weekend_shift_follows_the_weekend_habits(base, test_settings):
     """Move every weekend event two hours earlier and the chosen shift moves with it."""
     as_of = _as_of(base)
-    before = build_profiles(base, as_of, test_settings.profiles).shrinkage[S.EMAIL]["weekend_shift"]
+    before = build_profiles(base, as_of, test_settings.profiles).shrinkage[S.EMAIL].weekend_shift
 
     def earlier(frame: pd.DataFrame) -> pd.DataFrame:
         how = frame["how"].to_numpy()
@@ -135,9 +117,9 @@ def test_weekend_shift_follows_the_weekend_habits(base, test_settings):
         has_sends=base.has_sends,
     )
     after = build_profiles(moved, as_of, test_settings.profiles).shrinkage
-    print(f"weekend shift {before} -> {after[S.EMAIL]['weekend_shift']}")
+    print(f"weekend shift {before} -> {after[S.EMAIL].weekend_shift}")
     assert before >= 1  # the simulator's people keep their habits 1-2.5 h later at the weekend
-    assert after[S.EMAIL]["weekend_shift"] == after[S.SMS]["weekend_shift"] == before - 2
+    assert after[S.EMAIL].weekend_shift == after[S.SMS].weekend_shift == before - 2
 
 
 def test_too_few_people_to_choose_keep_the_defaults_and_no_weekend_shift(base, test_settings):
@@ -152,9 +134,9 @@ def test_too_few_people_to_choose_keep_the_defaults_and_no_weekend_shift(base, t
     )
     chosen = build_profiles(tiny, _as_of(base), test_settings.profiles).shrinkage
     for c in S.CHANNELS:
-        assert chosen[c]["heldout_rows"] == 0
-        assert chosen[c]["weekend_shift"] == 0
-        assert chosen[c]["alpha_daily"] == profiles_module.DEFAULT_CHANNEL_SHRINKAGE["alpha_daily"]
+        assert chosen[c].heldout_rows == 0
+        assert chosen[c].weekend_shift == 0
+        assert chosen[c].alpha_daily == DEFAULT.alpha_daily
 
 
 def test_profile_table_holds_no_address_and_values_in_range(base, small_world, test_settings):
@@ -213,9 +195,9 @@ def _hour_capture(
 def test_profile_top_hours_beat_a_raw_histogram(base, small_world, test_settings):
     """Against the simulator's truth, the exposure-corrected, shrunk profile picks better hours than the
     raw open-hour histogram (which mostly shows when the brand sent)."""
+    from sendtime.features.model_features import FEATURES
     from sendtime.serving.predictor import Predictor
     from sendtime.training.baselines import raw_histograms
-    from sendtime.training.features import FEATURES
 
     class _NoModel:  # resolution and local hours only: no scores are asked for
         def feature_name(self):

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from sendtime.configs.settings import load_settings
+from sendtime.features.model_features import FEATURES
 from sendtime.serving.policy import feasible_mask
 from sendtime.serving.predictor import Predictor
 from sendtime.serving.quiet_hours import load_rules, sms_allowed
 from sendtime.serving.schedule import contacts, load_predictor, parse_window, schedule_frame
-from sendtime.training.features import FEATURES
 
 pytestmark = pytest.mark.integration
 

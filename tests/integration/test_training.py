@@ -11,10 +11,10 @@ import pytest
 from sendtime import schema as S
 from sendtime.configs.settings import load_settings
 from sendtime.features.load import load_folder
+from sendtime.features.model_features import feature_matrix, gather_rows
 from sendtime.features.prepare import build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.training import examples
-from sendtime.training.features import feature_matrix, gather_rows
 
 SMALL = {"snapshots": 3, "num_boost_round": 120}
 

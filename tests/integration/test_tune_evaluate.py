@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from sendtime.configs.settings import Settings, load_settings
+from sendtime.features.strengths import Shrinkage
 from sendtime.training import tune
 
 
@@ -22,10 +23,12 @@ def test_tuned_config_writes_only_changes_and_loads():
         "email_alpha_scale": 2.0,
         "sms_alpha_scale": 1.0,
     }
-    shrinkage = {
-        "email": {"alpha_daily": 8.0, "alpha_weekly": 32.0, "beta": 0.25},
-        "sms": {"alpha_daily": 4.0, "alpha_weekly": 1e6, "beta": 0.5},
-    }
+    shrinkage = Shrinkage.from_dict(
+        {
+            "email": {"alpha_daily": 8.0, "alpha_weekly": 32.0, "beta": 0.25},
+            "sms": {"alpha_daily": 4.0, "alpha_weekly": 1e6, "beta": 0.5},
+        }
+    )
     content = tune.tuned_config(settings, best, best_iteration=40, base_shrinkage=shrinkage)
 
     assert set(content) == {"training", "profiles"}

@@ -90,7 +90,8 @@ def test_profiles_on_spark_equal_the_local_engine(spark, small_world, test_setti
 
 
 def test_messy_csv_feature_base_on_spark_equals_the_local_engine(spark, messy_world, test_settings):
-    from sendtime.features.spark_engine import build_feature_base_spark, load_events_spark
+    from sendtime.features.spark_engine import build_feature_base_spark
+    from sendtime.features.spark_load import load_events_spark
 
     data = load_folder(messy_world, test_settings.data)
     local = build_feature_base(data, test_settings)

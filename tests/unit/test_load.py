@@ -10,7 +10,8 @@ import pytest
 
 from sendtime import schema as S
 from sendtime.configs.settings import DataSettings
-from sendtime.features.load import REJECT_COLUMNS, DataError, load_folder, parse_booleans
+from sendtime.features.load import REJECT_COLUMNS, load_folder
+from sendtime.features.tables import DataError, parse_booleans
 
 HEADER = "timestamp,channel,event_type,address"
 ANA, BEN = "ana@example.com", "ben@example.com"

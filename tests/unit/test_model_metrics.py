@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from sendtime.features.strengths import Shrinkage
 from sendtime.training import examples, model, registry
 
 
@@ -68,17 +70,25 @@ def test_gate(new, champion, margin, promoted):
     assert registry.gate(new, champion, margin) is promoted
 
 
-SHRINKAGE = {
-    "email": {"cohort_strength": 100.0, "alpha_daily": 8.0, "alpha_weekly": 32.0, "beta": 0.25, "blur": 0.15},
-    "sms": {"cohort_strength": 200.0, "alpha_daily": 4.0, "alpha_weekly": 1e6, "beta": 0.5, "blur": 0.0},
-}
+SHRINKAGE = Shrinkage.from_dict(
+    {
+        "email": {
+            "cohort_strength": 100.0,
+            "alpha_daily": 8.0,
+            "alpha_weekly": 32.0,
+            "beta": 0.25,
+            "blur": 0.15,
+        },
+        "sms": {"cohort_strength": 200.0, "alpha_daily": 4.0, "alpha_weekly": 1e6, "beta": 0.5, "blur": 0.0},
+    }
+)
 
 
 def test_shrinkage_overrides_replace_only_the_given_keys():
     out = examples.apply_shrinkage_overrides(SHRINKAGE, {"sms": {"alpha_daily": 16, "beta": 0.0}})
-    assert out["sms"] == dict(SHRINKAGE["sms"], alpha_daily=16.0, beta=0.0)
+    assert out["sms"] == replace(SHRINKAGE["sms"], alpha_daily=16.0, beta=0.0)
     assert out["email"] == SHRINKAGE["email"]
-    assert SHRINKAGE["sms"]["alpha_daily"] == 4.0  # the input is not modified
+    assert SHRINKAGE["sms"].alpha_daily == 4.0  # the input is not modified
     assert examples.apply_shrinkage_overrides(SHRINKAGE, None) is SHRINKAGE
 
 

@@ -6,7 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from sendtime.training.features import FEATURES, MONOTONE
+from sendtime.features.model_features import FEATURES, MONOTONE
 from sendtime.training.profile_only import ProfileOnlyModel, booster_from_string, is_profile_only
 
 

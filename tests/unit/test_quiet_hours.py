@@ -8,12 +8,12 @@ import pytest
 
 from sendtime.configs.settings import PolicySettings
 from sendtime.features.local_time import phone_zone_sets, timezones_from_phones
+from sendtime.features.us_area_codes import state_for_phones
 from sendtime.serving.quiet_hours import (
     load_rules,
     parse_days,
     parse_time,
     sms_allowed,
-    state_for_phones,
     zone_sets,
 )
 

@@ -10,8 +10,8 @@ import pytest
 from sendtime import schema as S
 from sendtime.configs.settings import ProfileSettings, SignalSettings
 from sendtime.features import suppression
-from sendtime.features.load import parse_bounce_types
 from sendtime.features.signals import extract_signals
+from sendtime.features.tables import parse_bounce_types
 
 EMAIL, SMS = 0, 1
 DAY0 = pd.Timestamp("2026-09-28T00:00:00Z")  # a Monday
