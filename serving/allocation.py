@@ -8,7 +8,6 @@ to the rows that gain most, as pure NumPy/SciPy functions on score arrays:
 - `allocate_sms_budget`: exact top-k of the SMS gain over e-mail;
 - `assign_hours`: the optimal hour for every row under per-hour capacities (a transportation problem),
   solved exactly with hour prices, fast enough for a million rows;
-- `plan_channels_and_hours`: the two together, with fallbacks, as the scheduler uses them;
 - `holdout_mask`: a reproducible control group keyed by subscriber.
 
 Conventions: channel 0 = e-mail, 1 = SMS (`schema.CHANNELS`); a value of `-inf` marks an infeasible
@@ -18,7 +17,7 @@ cell (no contact, SMS quiet hours, outside the window); -1 means "no channel" or
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,16 +29,6 @@ from tqdm.auto import tqdm
 NO_CHANNEL = -1
 NO_HOUR = -1
 UNLIMITED = np.iinfo(np.int64).max  # capacity meaning "no cap"
-
-# why a row of a plan has no channel (PlanResult.status); PLACED rows have a channel and an hour
-PLACED, NO_CONTACT, SMS_BUDGET_EXHAUSTED, SMS_NOT_WORTH_COST, CAPACITY_FULL = 0, 1, 2, 3, 4
-STATUS_TEXT = {
-    PLACED: "placed",
-    NO_CONTACT: "no contact",
-    SMS_BUDGET_EXHAUSTED: "sms budget exhausted",
-    SMS_NOT_WORTH_COST: "sms gain below its cost",
-    CAPACITY_FULL: "send-rate cap full",
-}
 
 _CHUNK_CELLS = 1 << 22  # cells per block in row-wise passes, to bound temporary memory (~32 MB)
 _MAX_ROUNDS = 500  # price rounds at most before the exact finisher takes over
@@ -276,150 +265,6 @@ def greedy_first_come(value: np.ndarray, capacity: np.ndarray) -> np.ndarray:
         redo = start + np.flatnonzero(choice[start:] == choice[end - 1])
         choice[redo] = _best_open(v[redo], closed)
     return hour
-
-
-# --- 3. channels and hours together ------------------------------------------------------------
-
-
-@dataclass
-class PlanResult:
-    """A campaign plan: one channel and hour per row, and what the shared limits did to it."""
-
-    channel: np.ndarray  # int8 [n]: 0 e-mail, 1 SMS, -1 none
-    hour: np.ndarray  # int64 [n]: hour index, -1 when channel == -1
-    expected: np.ndarray  # float [n]: value at the chosen cell, NaN when none
-    status: np.ndarray  # int8 [n]: PLACED or why not (see STATUS_TEXT)
-    sms_used: int
-    budget_note: str
-    cost_of_cap: dict[int, float]  # channel -> value lost to that channel's hourly cap
-    unassigned: dict[str, int]  # STATUS_TEXT -> rows without a send for that reason
-    fallbacks: int = 0  # rows moved to their other channel because their own was full
-
-    def reasons(self) -> np.ndarray:
-        """The status of every row as text (object array), for the plan's `reason` column."""
-        texts = np.array([STATUS_TEXT[k] for k in sorted(STATUS_TEXT)], dtype=object)
-        return texts[self.status.astype(np.int64)]
-
-
-def plan_channels_and_hours(
-    value: np.ndarray,
-    max_sms: int | None,
-    max_per_hour: Mapping[int, int],
-    sms_cost: float = 0.0,
-    click_value: float = 1.0,
-    progress: bool = False,
-    feasible: np.ndarray | None = None,
-) -> PlanResult:
-    """Channel and hour for every row of a campaign under the SMS budget and the hourly caps.
-
-    `value[n, 2, H]`: expected engagement per (row, channel, hour), `-inf` where infeasible (or pass a
-    `feasible[n, 2, H]` mask). `max_per_hour`: channel index -> sends allowed per hour (a channel not
-    in it has no cap).
-    1. Budget: `allocate_sms_budget` on each row's best feasible values (its gain if uncapped).
-    2. Capacity: `assign_hours` per channel among the rows given that channel.
-    3. Fallback: a row that no hour of its channel can hold tries its other channel in the room left
-       there (an optimal `assign_hours` among those rows): e-mail always, SMS only if its SMS gain
-       alone is positive and the budget is not spent (the largest gains first). Rows still left
-       out get channel -1 with status CAPACITY_FULL. This is a second pass, not a joint optimum.
-    """
-    v = _as_grid(value, feasible)
-    n, _, n_hours = v.shape
-    best = v.max(axis=2) if n_hours else np.full((n, 2), -np.inf)
-    channel = allocate_sms_budget(best[:, 0], best[:, 1], max_sms, sms_cost, click_value)
-    hour = np.full(n, NO_HOUR, dtype=np.int64)
-    status = _initial_status(best, channel, max_sms, sms_cost, click_value)
-    caps = {c: _channel_cap(max_per_hour, c, n_hours) for c in (0, 1)}
-    cost_of_cap: dict[int, float] = {}
-    for c in (0, 1):
-        rows = np.flatnonzero(channel == c)
-        result = assign_hours(v[rows, c], caps[c], progress=progress)
-        hour[rows] = result.hour
-        cost_of_cap[c] = result.cost_of_cap
-        caps[c] = caps[c] - _used(result.hour, n_hours)
-    full = np.flatnonzero((channel >= 0) & (hour == NO_HOUR))
-    first_choice = channel[full].copy()
-    channel[full], status[full] = NO_CHANNEL, CAPACITY_FULL
-    fallbacks = 0
-    for c in (0, 1):  # SMS rows go to e-mail first: that frees budget for e-mail rows trying SMS
-        rows = full[(first_choice == 1 - c) & np.isfinite(best[full, c])]
-        fallbacks += _fallback(v, rows, c, channel, hour, status, caps, best, max_sms, sms_cost, click_value)
-
-    placed = np.flatnonzero(channel >= 0)
-    expected = np.full(n, np.nan)
-    expected[placed] = v[placed, channel[placed], hour[placed]]
-    sms_used = int((channel == 1).sum())
-    return PlanResult(
-        channel=channel,
-        hour=hour,
-        expected=expected,
-        status=status,
-        sms_used=sms_used,
-        budget_note=_budget_note(max_sms, sms_used, int((status == SMS_BUDGET_EXHAUSTED).sum())),
-        cost_of_cap=cost_of_cap,
-        unassigned={STATUS_TEXT[k]: int((status == k).sum()) for k in STATUS_TEXT if k != PLACED},
-        fallbacks=fallbacks,
-    )
-
-
-def _initial_status(
-    best: np.ndarray, channel: np.ndarray, max_sms: int | None, sms_cost: float, click_value: float
-) -> np.ndarray:
-    """Why rows the budget step left without a channel have none."""
-    status = np.full(len(channel), PLACED, dtype=np.int8)
-    none = channel == NO_CHANNEL
-    worth = sms_gain(best[:, 0], best[:, 1], sms_cost, click_value) > 0
-    status[none & ~np.isfinite(best).any(axis=1)] = NO_CONTACT
-    status[none & np.isfinite(best[:, 1]) & ~worth] = SMS_NOT_WORTH_COST
-    status[none & worth] = SMS_BUDGET_EXHAUSTED
-    return status
-
-
-def _fallback(
-    v: np.ndarray,
-    rows: np.ndarray,
-    c: int,
-    channel: np.ndarray,
-    hour: np.ndarray,
-    status: np.ndarray,
-    room: dict[int, np.ndarray],
-    best: np.ndarray,
-    max_sms: int | None,
-    sms_cost: float,
-    click_value: float,
-) -> int:
-    """Rows their own channel's cap left out try channel c in the room left there (in place).
-
-    On SMS a row is judged as an SMS-only row (its e-mail is full): only a positive gain, and only
-    while the budget lasts, largest gains first. Returns how many rows found a place.
-    """
-    if c == 1:
-        gain = sms_gain(np.full(len(rows), -np.inf), best[rows, 1], sms_cost, click_value)
-        rows, gain = rows[gain > 0], gain[gain > 0]
-        if max_sms is not None:
-            rows = _top_k(rows, gain, max(int(max_sms) - int((channel == 1).sum()), 0))
-    if not len(rows):
-        return 0
-    got = assign_hours(v[rows, c], np.maximum(room[c], 0)).hour
-    ok = got >= 0
-    channel[rows[ok]], hour[rows[ok]], status[rows[ok]] = c, got[ok], PLACED
-    room[c] = room[c] - _used(got, v.shape[2])
-    return int(ok.sum())
-
-
-def _budget_note(max_sms: int | None, used: int, unfunded: int) -> str:
-    if max_sms is None:
-        return f"no sms budget: {used} sms where sms gains most"
-    note = f"sms budget {max_sms}: {used} used"
-    return note + (f", {unfunded} sms-only rows not funded (sms budget exhausted)" if unfunded else "")
-
-
-def _channel_cap(max_per_hour: Mapping[int, int], c: int, n_hours: int) -> np.ndarray:
-    cap = max_per_hour.get(c)
-    if cap is None:
-        return np.full(n_hours, UNLIMITED, dtype=np.int64)
-    if cap < 0:
-        raise ValueError(f"max_per_hour[{c}] must be >= 0, got {cap}")
-    return np.full(n_hours, int(cap), dtype=np.int64)
 
 
 def _used(hour: np.ndarray, n_hours: int) -> np.ndarray:
@@ -866,17 +711,3 @@ def _as_capacity(capacity: np.ndarray, n_hours: int) -> np.ndarray:
     if not np.issubdtype(cap.dtype, np.integer) or (cap < 0).any():
         raise ValueError("capacity: expected non-negative integers (UNLIMITED for no cap)")
     return cap.astype(np.int64)
-
-
-def _as_grid(value: np.ndarray, feasible: np.ndarray | None) -> np.ndarray:
-    v = np.asarray(value, dtype=np.float64)
-    if v.ndim != 3 or v.shape[1] != 2:
-        raise ValueError(f"value: expected shape [n, 2, H], got {v.shape}")
-    if feasible is not None:
-        mask = np.asarray(feasible, dtype=bool)
-        if mask.shape != v.shape:
-            raise ValueError(f"feasible: expected shape {v.shape}, got {mask.shape}")
-        v = np.where(mask, v, -np.inf)
-    if np.isnan(v).any():
-        raise ValueError("value: contains NaN; use -inf (or the feasible mask) for an infeasible cell")
-    return v
