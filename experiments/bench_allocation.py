@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from sendtime.configs.settings import PolicySettings
-from sendtime.serving.allocation import allocate_sms_budget, assign_hours, greedy_first_come
+from sendtime.serving.allocation import allocate_sms_budget
+from sendtime.serving.capacity import assign_hours, greedy_first_come
 from sendtime.serving.schedule import plan_campaign
 
 # (UTC offset in hours, share of the audience): a mostly American list with a European tail

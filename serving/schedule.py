@@ -13,7 +13,7 @@ hours from `sms_allowed`, `decide`), then the campaign's shared limits from `all
   non-positive one only gets what is left once every positive gain is funded, exactly what the per-row
   policy would do with an unlimited budget); SMS-only rows the budget cannot fund get no send, reason
   `sms budget exhausted`. The plan never holds more than N texts.
-- Send-rate caps (`--max-per-hour CHANNEL=N`): per channel, `allocation.assign_hours` gives each row the
+- Send-rate caps (`--max-per-hour CHANNEL=N`): per channel, `capacity.assign_hours` gives each row the
   hour that maximises the campaign's total expected engagement under the cap (an exact transportation
   solution, not first come, first served), only ever at feasible hours (inside the window, SMS inside
   quiet hours). A row no hour of its channel can hold tries its other channel in the room left (an SMS
@@ -81,7 +81,8 @@ import pandas as pd
 from sendtime import schema as S
 from sendtime.configs.settings import PolicySettings, Settings
 from sendtime.features.local_time import candidate_hours, declared_zones
-from sendtime.serving.allocation import UNLIMITED, assign_hours, holdout_mask, sms_gain
+from sendtime.serving.allocation import holdout_mask, sms_gain
+from sendtime.serving.capacity import UNLIMITED, assign_hours
 from sendtime.serving.policy import _windows as best_windows  # shared with decide: same windows as the API
 from sendtime.serving.policy import decide, feasible_mask
 from sendtime.serving.top_hours import TOP_K, LazyScores, scoring_groups, worth_it

@@ -19,7 +19,7 @@ What runs where:
   partition: duplicates (the first row of each subscriber is planned), the holdout (keyed by
   subscriber_id and the seed), exploration (one seeded draw over all rows in audience order), SMS
   quiet hours, the SMS budget and the send-rate caps (`schedule.plan_campaign`: `allocation.sms_gain`,
-  `allocation.assign_hours`), then the output table, its file, plot and summary.
+  `capacity.assign_hours`), then the output table, its file, plot and summary.
 
 Memory: the driver holds the audience table (its columns are carried through unchanged), the resolved
 fields of every row (ids, profile rows, timezones, reasons: a few hundred bytes a row) and the score

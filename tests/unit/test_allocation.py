@@ -9,13 +9,8 @@ from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
 from sendtime.configs.settings import PolicySettings
-from sendtime.serving.allocation import (
-    UNLIMITED,
-    allocate_sms_budget,
-    assign_hours,
-    greedy_first_come,
-    holdout_mask,
-)
+from sendtime.serving.allocation import allocate_sms_budget, holdout_mask
+from sendtime.serving.capacity import UNLIMITED, assign_hours, greedy_first_come
 from sendtime.serving.schedule import REASON_BUDGET, REASON_CAP, plan_campaign
 
 INF = np.inf

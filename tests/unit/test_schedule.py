@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from sendtime.configs.settings import PolicySettings, load_settings
-from sendtime.serving.allocation import greedy_first_come
+from sendtime.serving.capacity import greedy_first_come
 from sendtime.serving.policy import decide
 from sendtime.serving.predictor import Audience
 from sendtime.serving.quiet_hours import load_rules, sms_allowed
