@@ -4,7 +4,8 @@
 
 Draws a realistic score grid (each row peaked at a random local hour, a lognormal scale per row,
 audiences clustered in a few timezones so some UTC hours are crowded, SMS only inside quiet hours),
-then plans it with the production planner (`schedule.plan_campaign`, as `sendtime schedule` does) under a 30% SMS budget and a cap that binds (6% of the
+then plans it with the production planner (`campaign.plan_campaign`, as `sendtime schedule` does)
+under a 30% SMS budget and a cap that binds (6% of the
 rows per hour and channel by default). Prints the time (median of repeats), what the caps cost, and
 how much more expected engagement the optimal assignment keeps than first come, first served.
 """
@@ -21,7 +22,7 @@ import pandas as pd
 from sendtime.configs.settings import PolicySettings
 from sendtime.serving.allocation import allocate_sms_budget
 from sendtime.serving.capacity import assign_hours, greedy_first_come
-from sendtime.serving.schedule import plan_campaign
+from sendtime.serving.campaign import plan_campaign
 
 # (UTC offset in hours, share of the audience): a mostly American list with a European tail
 _TIMEZONES = ((-5, 0.40), (-6, 0.22), (-7, 0.08), (-8, 0.15), (0, 0.07), (1, 0.08))

@@ -13,7 +13,9 @@ from sendtime.configs.settings import load_settings
 from sendtime.serving.policy import feasible_mask
 from sendtime.serving.predictor import Predictor
 from sendtime.serving.quiet_hours import load_rules, sms_allowed
-from sendtime.serving.schedule import contacts, load_predictor, parse_window, schedule_frame
+from sendtime.serving.campaign_options import parse_window
+from sendtime.serving.plan_io import contacts
+from sendtime.serving.planner import load_predictor, schedule_frame
 from sendtime.training.features import FEATURES
 
 pytestmark = pytest.mark.integration
