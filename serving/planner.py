@@ -46,7 +46,7 @@ from sendtime.serving.campaign import (
 )
 from sendtime.serving.campaign_options import Window, channel_caps
 from sendtime.serving.plan_io import contacts, declared_timezones, plan_table
-from sendtime.serving.policy import feasible_mask
+from sendtime.serving.feasibility import feasible_cells
 from sendtime.serving.reasons import (
     REASON_BAD_ZONE,
     REASON_DUPLICATE,
@@ -185,8 +185,6 @@ def schedule_frame(
     """
     if duplicates not in ("first", "all"):
         raise ValueError(f"duplicates must be 'first' or 'all', got {duplicates!r}")
-    from sendtime.serving.quiet_hours import load_rules, sms_allowed
-
     if not 0.0 <= holdout <= 1.0:
         raise ValueError(f"--holdout must be a share in [0, 1], got {holdout}")
     timings = {} if timings is None else timings
@@ -205,8 +203,7 @@ def schedule_frame(
     ids = pd.Series(aud.subscriber_id, dtype=object)
     duplicate = (ids.duplicated(keep="first") & ids.notna()).to_numpy() & (duplicates == "first")
     eligible = aud.has & ~duplicate[:, None]
-    allowed = sms_allowed(window.hours, aud.sms_zones, aud.state, load_rules(policy))
-    reachable = feasible_mask(aud.has, allowed, window.hours, None, policy)  # before one-send-per-person
+    reachable = feasible_cells(aud, window.hours, policy)  # before one-send-per-person
     feasible = reachable & eligible[:, :, None]
     hold = holdout_mask(ids, holdout, seed) if holdout > 0 else np.zeros(n, dtype=bool)
     options = dict(
