@@ -41,7 +41,7 @@ hours from `sms_allowed`, `decide`), then the campaign's shared limits from `all
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -49,13 +49,32 @@ from sendtime import schema as S
 from sendtime.configs.settings import PolicySettings
 from sendtime.serving.campaign_options import channel_caps
 from sendtime.serving.capacity import UNLIMITED
-from sendtime.serving.limits import place_explored, place_fixed, plan_free
+from sendtime.serving.limits import PlanContext, place_explored, place_fixed, plan_free
 from sendtime.serving.policy import _windows as best_windows  # shared with decide: same windows as the API
 from sendtime.serving.policy import decide
 from sendtime.serving.reasons import REASON_HOLDOUT, REASON_NO_FEASIBLE
 
 EMAIL, SMS = S.CHANNELS.index(S.EMAIL), S.CHANNELS.index(S.SMS)
 NONE = -1
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """`plan_campaign`'s keyword options, as one value a caller that plans several times passes around."""
+
+    max_sms: int | None = None
+    max_per_hour: Mapping[str, int] | None = None
+    holdout: np.ndarray | None = None
+    campaign_hour: int = 0
+    explore: float = 0.0
+    seed: int = 0
+    base_reasons: np.ndarray | None = None
+    eligible: np.ndarray | None = None
+    progress: bool = False
+
+    def kwargs(self) -> dict:
+        """The options as keyword arguments (arrays shared, not copied as `dataclasses.asdict` would)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 _EXPLORE_STREAM = 0x5E7D  # mixed into --seed: exploration draws stay independent of other seeded draws
@@ -191,11 +210,12 @@ def plan_campaign(
         caps=caps,
     )
     plan.baseline = _total(scores, camp_channel, camp_hour)
+    ctx = PlanContext(scores, feasible, policy, caps, progress, assignments)
     plan.contactable = int(eligible.any(axis=1).sum())
 
     if max_sms is None and not caps:  # no shared limit: the per-row decisions are the plan
         budget, room = np.inf, {c: np.full(n_hours, UNLIMITED, dtype=np.int64) for c in (EMAIL, SMS)}
-        why = place_fixed(plan, np.flatnonzero(hold), camp_channel, camp_hour, feasible, budget, room)
+        why = place_fixed(plan, ctx, np.flatnonzero(hold), (camp_channel, camp_hour), budget, room)
         plan.uncapped = _total(
             scores,
             d0.channel[~hold & ~explored],
@@ -206,14 +226,14 @@ def plan_campaign(
         budget = np.inf if max_sms is None else float(max_sms)
         room = {c: np.full(n_hours, caps.get(c, UNLIMITED), dtype=np.int64) for c in (EMAIL, SMS)}
         plan.channel[:], plan.hour[:] = NONE, -1
-        why = place_fixed(plan, np.flatnonzero(hold), camp_channel, camp_hour, feasible, budget, room)
+        why = place_fixed(plan, ctx, np.flatnonzero(hold), (camp_channel, camp_hour), budget, room)
         budget -= plan.sms_used
-        kept = place_explored(plan, np.flatnonzero(explored), dx, budget, room, caps)
+        kept = place_explored(plan, ctx, np.flatnonzero(explored), dx, budget, room)
         plan.explored[:] = False
         plan.explored[kept] = True
         budget = (np.inf if max_sms is None else float(max_sms)) - plan.sms_used
         free = np.flatnonzero(~hold & ~plan.explored & (d0.channel >= 0))
-        plan_free(plan, free, scores, feasible, d0, base, policy, budget, room, caps, progress, assignments)
+        plan_free(plan, ctx, free, d0, base, budget, room)
 
     score_cells_of_plan(plan, scores, feasible, policy)
     fixed = hold & (plan.channel >= 0)

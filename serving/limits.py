@@ -3,9 +3,13 @@ against the SMS budget and the send-rate caps, then the free rows by SMS gain an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 
 from sendtime import schema as S
+from sendtime.configs.settings import PolicySettings
 from sendtime.serving.allocation import sms_gain
 from sendtime.serving.capacity import assign_hours
 from sendtime.serving.reasons import (
@@ -22,11 +26,28 @@ EMAIL, SMS = S.CHANNELS.index(S.EMAIL), S.CHANNELS.index(S.SMS)
 NONE = -1
 
 
-def place_fixed(plan, rows, camp_channel, camp_hour, feasible, budget, room) -> np.ndarray:
+@dataclass(frozen=True)
+class PlanContext:
+    """What every placement step reads and none changes: the score grid `[n, 2, H]`, where sends are
+    allowed, the policy, the capped channels (channel -> sends per hour), whether to show progress, and
+    a list to which each send-rate assignment is appended (rows, channel, room, result), or None."""
+
+    scores: np.ndarray
+    feasible: np.ndarray
+    policy: PolicySettings
+    caps: Mapping[int, int]
+    progress: bool = False
+    record: list | None = None
+
+
+def place_fixed(
+    plan, ctx: PlanContext, rows: np.ndarray, campaign: tuple[np.ndarray, np.ndarray], budget: float, room
+) -> np.ndarray:
     """Holdout rows at the campaign's plain cells, in row order, against the budget and the caps.
 
     A full hour spills a row to the next feasible hour with room; returns why a row got no send ("" else).
     """
+    camp_channel, camp_hour = campaign
     why = np.full(len(plan.channel), "", dtype=object)
     plan.channel[rows], plan.hour[rows] = NONE, -1
     channel, hour = camp_channel[rows], camp_hour[rows]
@@ -41,7 +62,7 @@ def place_fixed(plan, rows, camp_channel, camp_hour, feasible, budget, room) -> 
         mine = rows[channel == c]
         if not len(mine):
             continue
-        got = _spill_forward(feasible[mine, c], hour[channel == c], room[c])
+        got = _spill_forward(ctx.feasible[mine, c], hour[channel == c], room[c])
         placed = got >= 0
         plan.channel[mine[placed]], plan.hour[mine[placed]] = c, got[placed]
         plan.channel[mine[~placed]], plan.hour[mine[~placed]] = NONE, -1
@@ -68,7 +89,7 @@ def _spill_forward(feasible: np.ndarray, earliest: np.ndarray, room: np.ndarray)
     return got
 
 
-def place_explored(plan, rows, dx, budget, room, caps) -> np.ndarray:
+def place_explored(plan, ctx: PlanContext, rows: np.ndarray, dx, budget: float, room) -> np.ndarray:
     """Explored rows keep their random cell where the budget and the caps still have room (row order)."""
     channel, hour = dx.channel[rows].astype(np.int64), dx.hour[rows]
     ok = np.ones(len(rows), dtype=bool)
@@ -79,7 +100,7 @@ def place_explored(plan, rows, dx, budget, room, caps) -> np.ndarray:
     cell = channel * n_hours + hour
     order = np.lexsort((rows, cell))  # grouped by cell, row order within
     rank = np.empty(len(rows), dtype=np.int64)
-    for c in caps:  # only capped channels can run out of room
+    for c in ctx.caps:  # only capped channels can run out of room
         mask = ok[order] & (channel[order] == c)
         sub = order[mask]
         starts = np.searchsorted(cell[sub], cell[sub], side="left")
@@ -97,8 +118,9 @@ def _best_hour(scores: np.ndarray, feasible: np.ndarray, rows: np.ndarray, c: in
     return np.where(feasible[rows, c], scores[rows, c], -np.inf).argmax(axis=1)
 
 
-def plan_free(plan, rows, scores, feasible, d0, base, policy, budget, room, caps, progress, record) -> None:
+def plan_free(plan, ctx: PlanContext, rows: np.ndarray, d0, base: np.ndarray, budget: float, room) -> None:
     """The rows the optimiser plans: SMS budget by gain, hours by `assign_hours`, then the fallbacks."""
+    scores, feasible, policy, record = ctx.scores, ctx.feasible, ctx.policy, ctx.record
     want, hour0 = d0.channel[rows].astype(np.int8), d0.hour[rows]
     ch, hour_b = want.copy(), hour0.copy()
 
@@ -121,11 +143,13 @@ def plan_free(plan, rows, scores, feasible, d0, base, policy, budget, room, caps
 
     # 2. hours under the caps (a channel without a cap keeps each row's best hour)
     hour = hour_b.copy()
-    for c in caps:
+    for c in ctx.caps:
         mine = np.flatnonzero(ch == c)
         if len(mine):
             r = rows[mine]
-            result = assign_hours(np.where(feasible[r, c], scores[r, c], -np.inf), room[c], progress=progress)
+            result = assign_hours(
+                np.where(feasible[r, c], scores[r, c], -np.inf), room[c], progress=ctx.progress
+            )
             hour[mine] = result.hour
             if record is not None:
                 record.append((r, c, room[c].copy(), result))

@@ -39,6 +39,7 @@ from sendtime.features.local_time import declared_zones
 from sendtime.serving.allocation import holdout_mask
 from sendtime.serving.campaign import (
     CampaignPlan,
+    PlanOptions,
     campaign_cells,
     plan_campaign,
     score_cells_of_plan,
@@ -123,7 +124,9 @@ def uses_top_hours(predictor, top_k: int | None, n_hours: int) -> bool:
     return bool(predictor.ranks_hours_like_profile)
 
 
-def plan_on_top_hours(predictor, aud, window: Window, reachable, feasible, options, timings, groups, top_k):
+def plan_on_top_hours(
+    predictor, aud, window: Window, reachable, feasible, options: PlanOptions, timings, groups, top_k
+):
     """`plan_campaign` on a grid where only the cells it can use are scored (see `top_hours`): the
     top hours and campaign cell of every row first, then whatever the capacity check
     (`LazyScores.unsettled`) and the chosen cells ask for, planning again until the check passes.
@@ -134,16 +137,14 @@ def plan_on_top_hours(predictor, aud, window: Window, reachable, feasible, optio
     extra = np.zeros(reachable.shape, dtype=bool)
     has = np.flatnonzero(camp_channel >= 0)
     extra[has, camp_channel[has], camp_hour[has]] = True
-    lazy = LazyScores.build(
-        predictor, aud, window.hours, reachable, extra, top_k, groups, options["progress"]
-    )
-    lazy.score_crowded(feasible, channel_caps(options["max_per_hour"]), policy, options["max_sms"])
+    lazy = LazyScores.build(predictor, aud, window.hours, reachable, extra, top_k, groups, options.progress)
+    lazy.score_crowded(feasible, channel_caps(options.max_per_hour), policy, options.max_sms)
     clock = lap(timings, "score", clock)
     rounds = 0
     while True:
         assignments: list = []
         with np.errstate(invalid="ignore"):  # `decide` computes windows it never returns, on -inf cells
-            plan = plan_campaign(lazy.grid(), feasible, policy, assignments=assignments, **options)
+            plan = plan_campaign(lazy.grid(), feasible, policy, assignments=assignments, **options.kwargs())
         rounds += 1
         clock = lap(timings, "allocate", clock)
         failing = lazy.unsettled(assignments)
@@ -206,7 +207,7 @@ def schedule_frame(
     reachable = feasible_cells(aud, window.hours, policy)  # before one-send-per-person
     feasible = reachable & eligible[:, :, None]
     hold = holdout_mask(ids, holdout, seed) if holdout > 0 else np.zeros(n, dtype=bool)
-    options = dict(
+    options = PlanOptions(
         max_sms=max_sms,
         max_per_hour=max_per_hour,
         holdout=hold & eligible.any(axis=1),
@@ -231,7 +232,7 @@ def schedule_frame(
         scores, distinct, cells = _score_distinct(predictor, aud, window.hours, progress, groups)
         rounds = 1
         clock = lap(timings, "score", clock)
-        plan = plan_campaign(scores, feasible, policy, **options)
+        plan = plan_campaign(scores, feasible, policy, **options.kwargs())
     _explain_unreachable(plan, aud, duplicate, bad_zone)
     clock = lap(timings, "allocate", clock)
     table = plan_table(frame, aud.subscriber_id, plan, window.hours)
