@@ -4,7 +4,8 @@
 
 Draws a realistic score grid (each row peaked at a random local hour, a lognormal scale per row,
 audiences clustered in a few timezones so some UTC hours are crowded, SMS only inside quiet hours),
-then plans it with `plan_channels_and_hours` under a 30% SMS budget and a cap that binds (6% of the
+then plans it with the production planner (`campaign.plan_campaign`, as `sendtime schedule` does)
+under a 30% SMS budget and a cap that binds (6% of the
 rows per hour and channel by default). Prints the time (median of repeats), what the caps cost, and
 how much more expected engagement the optimal assignment keeps than first come, first served.
 """
@@ -16,13 +17,12 @@ import statistics
 import time
 
 import numpy as np
+import pandas as pd
 
-from sendtime.serving.allocation import (
-    allocate_sms_budget,
-    assign_hours,
-    greedy_first_come,
-    plan_channels_and_hours,
-)
+from sendtime.configs.settings import PolicySettings
+from sendtime.serving.allocation import allocate_sms_budget
+from sendtime.serving.capacity import assign_hours, greedy_first_come
+from sendtime.serving.campaign import plan_campaign
 
 # (UTC offset in hours, share of the audience): a mostly American list with a European tail
 _TIMEZONES = ((-5, 0.40), (-6, 0.22), (-7, 0.08), (-8, 0.15), (0, 0.07), (1, 0.08))
@@ -91,29 +91,33 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.rows:,} rows x {args.hours} hours drawn in {time.perf_counter() - t0:.1f} s")
     max_sms = int(round(args.sms_share * args.rows))
     cap = max(int(round(args.cap_share * args.rows)), 1)
-    caps = {0: cap, 1: cap}
 
+    feasible = np.isfinite(value)
+    scores = np.where(feasible, value, 0.0)
+    policy = PolicySettings(sms_cost=0.0)  # a text costs nothing: the plan's values are the scores
+    limits = {"max_sms": max_sms, "max_per_hour": {"email": cap, "sms": cap}}
     seconds, plan = [], None
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        plan = plan_channels_and_hours(value, max_sms, caps)
+        plan = plan_campaign(scores, feasible, policy, **limits)
         seconds.append(time.perf_counter() - t0)
     assert plan is not None
-    placed = plan.channel >= 0
-    total = float(plan.expected[placed].sum())
-    uncapped = float(np.nansum(plan_channels_and_hours(value, max_sms, {}).expected))
+    total = plan.total
+    uncapped = plan_campaign(scores, feasible, policy, max_sms=max_sms).total
     t0 = time.perf_counter()
     greedy = greedy_plan_value(value, max_sms, cap)
     greedy_seconds = time.perf_counter() - t0
 
-    print(f"plan_channels_and_hours: {statistics.median(seconds):.2f} s (median of {args.repeats})")
-    print(f"  sms budget {max_sms:,}, cap {cap:,} per hour and channel; {plan.budget_note}")
+    print(f"plan_campaign: {statistics.median(seconds):.2f} s (median of {args.repeats})")
+    print(f"  sms budget {max_sms:,} ({plan.sms_used:,} used), cap {cap:,} per hour and channel")
     for c, name in ((0, "email"), (1, "sms")):
         sent = np.bincount(plan.hour[plan.channel == c], minlength=args.hours)
         print(
-            f"  {name}: {int(sent.sum()):,} sends, busiest hour {int(sent.max()):,}, cost of cap {plan.cost_of_cap[c]:.1f}"
+            f"  {name}: {int(sent.sum()):,} sends, busiest hour {int(sent.max()):,}, "
+            f"cost of cap {plan.cost[f'{name} cap']:.1f}"
         )
-    print(f"  fallbacks to the other channel: {plan.fallbacks:,}; unplaced: {plan.unassigned}")
+    unplaced = pd.Series(plan.reason[plan.channel < 0], dtype=object).value_counts().to_dict()
+    print(f"  fallbacks to the other channel: {plan.fallbacks:,}; unplaced: {unplaced}")
     print(
         f"expected clicks: uncapped {uncapped:,.1f}, optimal {total:,.1f}, first come {greedy:,.1f} ({greedy_seconds:.1f} s)"
     )

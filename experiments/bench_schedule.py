@@ -119,7 +119,8 @@ def make_audience(people: pd.DataFrame, rows: int, seed: int = 0, new_share: flo
 def run_once(
     frame, predictor, window, max_sms, caps, out: Path, dedupe: bool, top_k=TOP_K
 ) -> dict[str, float]:
-    from sendtime.serving.schedule import schedule_frame, write_plan
+    from sendtime.serving.plan_io import write_plan
+    from sendtime.serving.planner import schedule_frame
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -211,7 +212,7 @@ def end_to_end(people, predictor, window, rows: int, repeats: int, args, out: Pa
 
 def binding_cap(frame: pd.DataFrame, predictor, window, peak_share: float, sample: int = 20_000) -> int:
     """`peak_share` of the busiest hour (either channel) of the uncapped plan, scaled from a sample."""
-    from sendtime.serving.schedule import schedule_frame
+    from sendtime.serving.planner import schedule_frame
 
     part = frame.iloc[: min(sample, len(frame))]
     plan = schedule_frame(part, predictor, window, progress=False, duplicates="all").plan
@@ -221,7 +222,8 @@ def binding_cap(frame: pd.DataFrame, predictor, window, peak_share: float, sampl
 
 def distinct_costs(frame: pd.DataFrame, predictor, window, rows: int) -> None:
     """Resolve N distinct new contacts, and score N rows without de-duplication: N different people."""
-    from sendtime.serving.schedule import contacts, score_audience
+    from sendtime.serving.plan_io import contacts
+    from sendtime.serving.planner import score_audience
 
     k = np.arange(rows)
     emails = [f"person{i}@bench.example" for i in k]
@@ -274,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     world = prepare_home(args.home.resolve(), args.subscribers, args.days, args.seed)
     from sendtime.configs.settings import load_settings
     from sendtime.experiments.demo import window as demo_window
-    from sendtime.serving.schedule import load_predictor, parse_window
+    from sendtime.serving.campaign_options import parse_window
+    from sendtime.serving.planner import load_predictor
 
     t0 = time.perf_counter()
     predictor = load_predictor(load_settings())

@@ -9,16 +9,10 @@ import numpy as np
 import pandas as pd
 
 from sendtime import schema as S
-from sendtime.serving.schedule import (
-    EMAIL,
-    REASON_BUDGET,
-    REASON_CAP,
-    REASON_NO_FEASIBLE,
-    SMS,
-    CampaignPlan,
-    ScheduleResult,
-    atomic_path,
-)
+from sendtime.serving.campaign import EMAIL, SMS, CampaignPlan
+from sendtime.serving.plan_io import atomic_path
+from sendtime.serving.planner import ScheduleResult
+from sendtime.serving.reasons import REASON_BUDGET, REASON_CAP, REASON_NO_FEASIBLE
 
 _COMPACT_HOURS = 48  # longer windows are summarised per day
 _NO_SEND = (REASON_BUDGET, REASON_CAP, REASON_NO_FEASIBLE)

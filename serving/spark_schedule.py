@@ -2,24 +2,24 @@
 
 The plan equals the local engine's row for row (tests/spark/test_schedule_parity.py): the executors
 run the same predictor on their share of the audience, and the driver then runs the local engine's
-own planner, `schedule.schedule_frame`, on every row at once, with a stand-in predictor
+own planner, `planner.schedule_frame`, on every row at once, with a stand-in predictor
 (`SparkScoredPredictor`) whose `resolve` and `score` answer with what the executors computed.
 
 What runs where:
 
 - executors (`mapInPandas` over the audience's contacts, a batch at a time): `Predictor.resolve`
   (normalise, hash, find the profile or the cohort of each contact) and `Predictor.score` (the
-  LightGBM champion over every row x channel x candidate hour), through `schedule.resolve_audience`
-  and `schedule.score_audience` as the local engine calls them. Each Python worker loads the champion
+  LightGBM champion over every row x channel x candidate hour), through `planner.resolve_audience`
+  and `planner.score_audience` as the local engine calls them. Each Python worker loads the champion
   once (`_worker_predictor`, a module-level cache keyed by model version, snapshot and settings): the
   driver ships the booster's text in a broadcast and the path of the profile snapshot, which the
   executors read (a local or shared file system: on a cluster, put `SENDTIME_HOME` on storage every
   node can read). The hashing salt is resolved on the driver and shipped with the settings.
-- driver (`schedule.schedule_frame`): everything that couples rows, decided globally and never per
+- driver (`planner.schedule_frame`): everything that couples rows, decided globally and never per
   partition: duplicates (the first row of each subscriber is planned), the holdout (keyed by
   subscriber_id and the seed), exploration (one seeded draw over all rows in audience order), SMS
-  quiet hours, the SMS budget and the send-rate caps (`schedule.plan_campaign`: `allocation.sms_gain`,
-  `allocation.assign_hours`), then the output table, its file, plot and summary.
+  quiet hours, the SMS budget and the send-rate caps (`campaign.plan_campaign`: `allocation.sms_gain`,
+  `capacity.assign_hours`), then the output table, its file, plot and summary.
 
 Memory: the driver holds the audience table (its columns are carried through unchanged), the resolved
 fields of every row (ids, profile rows, timezones, reasons: a few hundred bytes a row) and the score
@@ -46,7 +46,10 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
-from sendtime.serving import schedule as sched
+from sendtime.serving.campaign_options import Window
+from sendtime.serving.plan_io import contacts, declared_timezones, read_audience, write_plan
+from sendtime.serving.plan_report import format_summary, plot_plan
+from sendtime.serving.planner import ScheduleResult, lap, resolve_audience, schedule_frame, score_audience
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -60,6 +63,10 @@ BATCH_ROWS = 10_000  # audience rows resolved and scored at once on an executor
 _RESOLVED_SALT_ENV = ""  # os.environ.get("") is always None: executors use the salt resolved on the driver
 _TEXT, _PICKLED = "text", "pickled"
 _SCORED_SCHEMA = "rows binary, audience binary, scores binary, distinct long"
+
+
+class EngineNotAvailable(NotImplementedError, ValueError):
+    """An engine this build cannot run yet (a ValueError too, so the CLI reports it as a clear error)."""
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,8 @@ def _score_batches(batches, spec: ModelSpec, model_text, hours_ns: np.ndarray, e
             zones = None  # the audience's declared timezones, when it has the column
             if S.AUDIENCE_TIMEZONE in encoding:
                 zones = _decode(pdf[S.AUDIENCE_TIMEZONE], encoding[S.AUDIENCE_TIMEZONE])
-            aud = sched.resolve_audience(predictor, emails, phones, zones)
-            scores, distinct = sched.score_audience(predictor, aud, hours)
+            aud = resolve_audience(predictor, emails, phones, zones)
+            scores, distinct = score_audience(predictor, aud, hours)
             fields = {f: np.asarray(getattr(aud, f)) for f in type(aud).__dataclass_fields__}
             yield pd.DataFrame({
                 "rows": [pickle.dumps(pdf["row"].to_numpy(np.int64), protocol=5)],
@@ -135,7 +142,7 @@ def _score_batches(batches, spec: ModelSpec, model_text, hours_ns: np.ndarray, e
 
 
 class SparkScoredPredictor:
-    """The predictor `schedule.schedule_frame` sees on the driver: `resolve` and `score` answer with
+    """The predictor `planner.schedule_frame` sees on the driver: `resolve` and `score` answer with
     what the executors computed for this audience (same model, same snapshot), so that the planner
     itself, with every campaign-wide limit, is the local engine's, unchanged."""
 
@@ -199,7 +206,7 @@ def _audience_frame(audience) -> pd.DataFrame:
     if isinstance(audience, pd.DataFrame):
         return audience.reset_index(drop=True)
     if isinstance(audience, str | Path):
-        return sched.read_audience(audience)
+        return read_audience(audience)
     if hasattr(audience, "toPandas"):
         return audience.toPandas()
     raise TypeError(
@@ -207,14 +214,14 @@ def _audience_frame(audience) -> pd.DataFrame:
     )
 
 
-def _as_window(window) -> sched.Window:
-    if isinstance(window, sched.Window):
+def _as_window(window) -> Window:
+    if isinstance(window, Window):
         return window
     hours = pd.DatetimeIndex(window)
     hours = hours.tz_localize("UTC") if hours.tz is None else hours.tz_convert("UTC")
     if not len(hours):
         raise ValueError("hour_starts: no candidate hour")
-    return sched.Window(hours[0], hours[-1] + pd.Timedelta(hours=1), hours, hours[0], 0)
+    return Window(hours[0], hours[-1] + pd.Timedelta(hours=1), hours, hours[0], 0)
 
 
 def _worker_settings(settings: Settings) -> dict[str, Any]:
@@ -262,15 +269,15 @@ def score_spark(
     n = len(frame)
     columns, encoding, types = {"row": np.arange(n, dtype=np.int64)}, {}, ["row long"]
     names = [S.AUDIENCE_EMAIL, S.AUDIENCE_PHONE]
-    names += [S.AUDIENCE_TIMEZONE] if sched.declared_timezones(frame) is not None else []
+    names += [S.AUDIENCE_TIMEZONE] if declared_timezones(frame) is not None else []
     for name in names:
-        columns[name], encoding[name], kind = _ship(sched.contacts(frame, name))
+        columns[name], encoding[name], kind = _ship(contacts(frame, name))
         types.append(f"{name} {kind}")
     hours_ns = hours.as_unit("ns").asi8.copy()
-    contacts = spark.createDataFrame(pd.DataFrame(columns), ", ".join(types))
+    shipped = spark.createDataFrame(pd.DataFrame(columns), ", ".join(types))
     if partitions:
-        contacts = contacts.repartition(int(partitions))
-    out = contacts.mapInPandas(
+        shipped = shipped.repartition(int(partitions))
+    out = shipped.mapInPandas(
         lambda batches: _score_batches(batches, spec, model_text, hours_ns, encoding), _SCORED_SCHEMA
     ).toPandas()  # fmt: skip
     rows = np.concatenate([pickle.loads(b) for b in out["rows"]]) if len(out) else np.zeros(0, np.int64)
@@ -286,7 +293,7 @@ def score_spark(
 
 def plan_spark(
     audience: pd.DataFrame | str | Path | SparkDataFrame,
-    hour_starts: sched.Window | pd.DatetimeIndex,
+    hour_starts: Window | pd.DatetimeIndex,
     settings: Settings,
     *,
     spark: SparkSession | None = None,
@@ -294,10 +301,10 @@ def plan_spark(
     partitions: int | None = None,
     timings: dict[str, float] | None = None,
     **options: Any,
-) -> sched.ScheduleResult:
-    """`schedule.schedule_frame` with resolution and scoring on Spark: the same plan, row for row.
+) -> ScheduleResult:
+    """`planner.schedule_frame` with resolution and scoring on Spark: the same plan, row for row.
 
-    `hour_starts`: a `schedule.Window` (from `schedule.parse_window`), or the candidate UTC hour starts
+    `hour_starts`: a `campaign_options.Window` (from `campaign_options.parse_window`), or the candidate UTC hour starts
     (then the campaign time is the first of them). `predictor` None: the registry's champion (its
     snapshot is read by the executors, not loaded here); a given predictor's snapshot is written to a
     temporary folder for them. `partitions`: Spark partitions of the audience (default: the session's
@@ -309,31 +316,31 @@ def plan_spark(
     timings = {} if timings is None else timings
     clock = time.perf_counter()
     frame = _audience_frame(audience)
-    clock = sched._lap(timings, "read", clock)
+    clock = lap(timings, "read", clock)
     spark = configure_session(spark) if spark is not None else local_spark()
-    clock = sched._lap(timings, "start spark", clock)
+    clock = lap(timings, "start spark", clock)
     scratch: list[Path] = []
     model_text = None
     try:
         spec, text = _model(settings, predictor, scratch)
         model_text = spark.sparkContext.broadcast(text)
-        clock = sched._lap(timings, "load model", clock)
+        clock = lap(timings, "load model", clock)
         if len(frame):
             aud, scores, distinct = score_spark(spark, frame, spec, model_text, window.hours, partitions)
             stand_in = SparkScoredPredictor(
-                Settings.model_validate(spec.settings), spec.version, sched.contacts(frame, S.AUDIENCE_EMAIL),
-                sched.contacts(frame, S.AUDIENCE_PHONE), aud, scores, window.hours,
-                sched.declared_timezones(frame),
+                Settings.model_validate(spec.settings), spec.version, contacts(frame, S.AUDIENCE_EMAIL),
+                contacts(frame, S.AUDIENCE_PHONE), aud, scores, window.hours,
+                declared_timezones(frame),
             )  # fmt: skip
         else:  # nothing to spread: the predictor itself answers an empty audience
             stand_in, distinct = predictor or _load_predictor(spec, text), 0
-        sched._lap(timings, SPARK_STAGE, clock)
+        lap(timings, SPARK_STAGE, clock)
     finally:
         if model_text is not None:
             model_text.unpersist()
         for folder in scratch:
             shutil.rmtree(folder, ignore_errors=True)
-    result = sched.schedule_frame(frame, stand_in, window, dedupe_scoring=False, timings=timings, **options)
+    result = schedule_frame(frame, stand_in, window, dedupe_scoring=False, timings=timings, **options)
     result.scored_rows = distinct  # the distinct inputs the executors scored (per batch)
     for stage in ("resolve", "score"):  # done above on Spark: the stand-in only looked the answers up
         timings[SPARK_STAGE] += timings.pop(stage, 0.0)
@@ -342,7 +349,7 @@ def plan_spark(
 
 def run_schedule_spark(
     audience: str | Path,
-    window: sched.Window,
+    window: Window,
     out: str | Path,
     settings: Settings,
     *,
@@ -354,19 +361,15 @@ def run_schedule_spark(
 ) -> int:
     """The rest of `schedule.run_schedule` (its options already checked) with the plan made on Spark:
     plan, write the file and its plot, print the summary."""
-    from sendtime.serving.plan_report import format_summary, plot_plan
-
     if engine != ENGINE:
-        raise sched.EngineNotAvailable(
-            f"--engine {engine}: unknown engine; use --engine local or --engine spark"
-        )
+        raise EngineNotAvailable(f"--engine {engine}: unknown engine; use --engine local or --engine spark")
     result = plan_spark(audience, window, settings, spark=spark, predictor=predictor, **options)
     clock = time.perf_counter()
     out = Path(out)
-    sched.write_plan(result.frame, out)
-    clock = sched._lap(result.timings, "write", clock)
+    write_plan(result.frame, out)
+    clock = lap(result.timings, "write", clock)
     png = plot_plan(result.plan, window.hours, out.with_suffix(".png"))
-    sched._lap(result.timings, "plot", clock)
+    lap(result.timings, "plot", clock)
     echo(format_summary(result, out, png))
     sys.stdout.flush()
     return 0

@@ -15,7 +15,7 @@ every cell, as before.
 
 An unscored hour is never silently treated as good or as unavailable:
 - its score is at most `bound` (the lowest of its row's top-`k` scores);
-- the send-rate cap's assignment (`allocation.assign_hours`) is solved on the scored cells, then
+- the send-rate cap's assignment (`capacity.assign_hours`) is solved on the scored cells, then
   checked (`unsettled`): every row the solver read beyond its best hour must have had all its hours
   scored, or (where only its price rounds ran) provably never looked at an unscored one. Rows that
   fail have all their feasible hours scored and the plan is made again, until none fails. The solver
@@ -223,7 +223,7 @@ class LazyScores:
         `AssignmentResult`) whose unscored hours the solver could have read: they need all their
         hours scored before the assignment can be trusted to be the full grid's (module docstring).
 
-        `allocation.assign_hours` starts every row at its best hour (the top-ranked one, scored). Its
+        `capacity.assign_hours` starts every row at its best hour (the top-ranked one, scored). Its
         price rounds then read the rows of over-full hours; its exact finisher reads every row of a full
         hour; rows left out are read again to fill free room. A row it never moved and whose hour was
         never full is read by none of these. So, with the result in hand:

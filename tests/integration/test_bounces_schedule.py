@@ -17,7 +17,8 @@ from sendtime.features.load import load_folder
 from sendtime.features.prepare import build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.serving.predictor import Predictor
-from sendtime.serving.schedule import load_predictor, parse_window, schedule_frame
+from sendtime.serving.campaign_options import parse_window
+from sendtime.serving.planner import load_predictor, schedule_frame
 
 pytestmark = pytest.mark.integration
 

@@ -141,7 +141,7 @@ _WRITER = textwrap.dedent(
     import os, signal, sys
     import pandas as pd
     from sendtime.cli import _on_sigterm, _terminate
-    from sendtime.serving.schedule import atomic_path
+    from sendtime.serving.plan_io import atomic_path
 
     _on_sigterm(_terminate)
     target = sys.argv[1]

@@ -11,7 +11,7 @@ import pytest
 from sendtime import forking
 from sendtime.features import identity, local_time, phones
 from sendtime.serving import predictor as predictor_module
-from sendtime.serving.schedule import load_predictor
+from sendtime.serving.planner import load_predictor
 
 pytestmark = pytest.mark.integration
 

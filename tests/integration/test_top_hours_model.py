@@ -11,10 +11,12 @@ import pytest
 
 from sendtime.configs.settings import load_settings
 from sendtime.features.model_features import FEATURES
+from sendtime.serving.campaign_options import parse_window
+from sendtime.serving.plan_io import contacts
+from sendtime.serving.planner import load_predictor, schedule_frame
 from sendtime.serving.policy import feasible_mask
 from sendtime.serving.predictor import Predictor
 from sendtime.serving.quiet_hours import load_rules, sms_allowed
-from sendtime.serving.schedule import contacts, load_predictor, parse_window, schedule_frame
 
 pytestmark = pytest.mark.integration
 

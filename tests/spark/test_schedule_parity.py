@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sendtime.serving.schedule import REASON_BUDGET, run_schedule
+from sendtime.serving.reasons import REASON_BUDGET
+from sendtime.serving.schedule import run_schedule
 
 pytestmark = pytest.mark.spark
 

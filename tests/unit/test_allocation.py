@@ -8,18 +8,11 @@ import pytest
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
-from sendtime.serving.allocation import (
-    CAPACITY_FULL,
-    PLACED,
-    SMS_BUDGET_EXHAUSTED,
-    SMS_NOT_WORTH_COST,
-    UNLIMITED,
-    allocate_sms_budget,
-    assign_hours,
-    greedy_first_come,
-    holdout_mask,
-    plan_channels_and_hours,
-)
+from sendtime.configs.settings import PolicySettings
+from sendtime.serving.allocation import allocate_sms_budget, holdout_mask
+from sendtime.serving.capacity import UNLIMITED, assign_hours, greedy_first_come
+from sendtime.serving.campaign import plan_campaign
+from sendtime.serving.reasons import REASON_BUDGET, REASON_CAP
 
 INF = np.inf
 EMAIL, SMS, NONE = 0, 1, -1
@@ -205,7 +198,15 @@ def test_assign_hours_rejects_bad_input():
         assign_hours(np.array([[0.2, 0.1]]), np.array([1]))
 
 
-# --- channels and hours together ---------------------------------------------------------------
+# --- channels and hours together (the production planner, `sendtime schedule`'s) ---------------
+
+FREE = PolicySettings(sms_cost=0.0)  # a text costs nothing: the plan's values are the scores
+
+
+def _plan(value: np.ndarray, policy: PolicySettings = FREE, **limits):
+    """`plan_campaign` on a value grid whose -inf cells are infeasible."""
+    feasible = np.isfinite(value)
+    return plan_campaign(np.where(feasible, value, 0.0), feasible, policy, **limits)
 
 
 def _grid() -> np.ndarray:
@@ -220,28 +221,27 @@ def _grid() -> np.ndarray:
 
 
 def test_plan_budget_then_capacity_with_no_room_left():
-    plan = plan_channels_and_hours(_grid(), max_sms=1, max_per_hour={EMAIL: 1})
+    plan = _plan(_grid(), max_sms=1, max_per_hour={"email": 1})
     # row 0 gets the one SMS; rows 1 and 2 want e-mail at hour 0, one slot: row 1 is worth more;
     # row 2 cannot fall back to SMS, the budget is spent
     assert plan.channel.tolist() == [SMS, EMAIL, NONE]
     assert plan.hour.tolist() == [0, 0, NONE]
-    assert plan.status.tolist() == [PLACED, PLACED, CAPACITY_FULL]
-    assert plan.reasons()[2] == "send-rate cap full"
+    assert plan.reason[2].endswith(REASON_CAP)
     assert plan.expected[:2] == pytest.approx([0.06, 0.05])
     assert np.isnan(plan.expected[2])
     assert plan.sms_used == 1 and plan.fallbacks == 0
-    assert plan.cost_of_cap[EMAIL] == pytest.approx(0.03)
-    assert plan.unassigned["send-rate cap full"] == 1
+    assert plan.cost["email cap"] == pytest.approx(0.03)
+    assert (plan.sends_per_hour(2)[EMAIL] <= 1).all()
 
 
 def test_plan_falls_back_to_the_other_channel_when_it_has_room():
-    plan = plan_channels_and_hours(_grid(), max_sms=2, max_per_hour={EMAIL: 1})
+    plan = _plan(_grid(), max_sms=2, max_per_hour={"email": 1})
     assert plan.channel.tolist() == [SMS, EMAIL, SMS]
     assert plan.sms_used == 2 and plan.fallbacks == 1
     assert plan.expected[2] == pytest.approx(0.02)
 
 
-def test_plan_statuses_for_rows_without_a_send():
+def test_plan_reasons_for_rows_without_a_send():
     value = np.array(
         [
             [[-INF, -INF], [-INF, -INF]],  # no contact
@@ -250,11 +250,11 @@ def test_plan_statuses_for_rows_without_a_send():
             [[-INF, -INF], [0.10, 0.01]],
         ]
     )
-    plan = plan_channels_and_hours(value, max_sms=1, max_per_hour={}, sms_cost=0.03)
+    plan = _plan(value, PolicySettings(sms_cost=0.03), max_sms=1)
     assert plan.channel.tolist() == [NONE, NONE, NONE, SMS]
-    assert plan.status.tolist()[1:] == [SMS_NOT_WORTH_COST, SMS_BUDGET_EXHAUSTED, PLACED]
-    assert plan.reasons()[0] == "no contact" and plan.reasons()[2] == "sms budget exhausted"
-    assert "sms budget 1: 1 used" in plan.budget_note
+    assert plan.reason[0] == "no contact"
+    assert plan.reason[1].endswith(REASON_BUDGET) and plan.reason[2].endswith(REASON_BUDGET)
+    assert plan.sms_used == 1 and plan.max_sms == 1
 
 
 def test_plan_accepts_a_feasible_mask():
@@ -263,9 +263,35 @@ def test_plan_accepts_a_feasible_mask():
     feasible = np.ones(value.shape, dtype=bool)
     feasible[:, 1] = False  # no phones
     feasible[0, 0, 1] = False
-    plan = plan_channels_and_hours(value, max_sms=None, max_per_hour={}, feasible=feasible)
+    plan = plan_campaign(value, feasible, FREE)
     assert plan.channel.tolist() == [EMAIL, EMAIL]
     assert plan.hour[1] == 1 and plan.hour[0] != 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_plan_respects_budget_and_caps(seed):
+    rng = np.random.default_rng(seed)
+    value = rng.random((60, 2, 5)) * rng.lognormal(-3, 0.5, (60, 1, 1))
+    value[rng.random(value.shape) < 0.3] = -INF
+    plan = _plan(value, max_sms=15, max_per_hour={"email": 6, "sms": 4})
+    assert plan.sms_used <= 15
+    counts = plan.sends_per_hour(5)
+    assert (counts[EMAIL] <= 6).all() and (counts[SMS] <= 4).all()
+    sent = np.flatnonzero(plan.channel >= 0)
+    assert np.isfinite(value[sent, plan.channel[sent], plan.hour[sent]]).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_plan_under_a_cap_is_optimal_against_linprog(seed):
+    rng = np.random.default_rng(seed)
+    value = rng.random((40, 2, 5)) * rng.lognormal(-3, 0.5, (40, 1, 1))
+    value[rng.random(value.shape) < 0.3] = -INF
+    value[:, SMS] = -INF  # e-mail only: no fallback, the plan is one exact assignment
+    plan = _plan(value, max_per_hour={"email": 4})
+    sent = np.flatnonzero(plan.channel >= 0)
+    _check_feasible(value[:, EMAIL], np.full(5, 4), np.where(plan.channel >= 0, plan.hour, NONE))
+    total = value[sent, EMAIL, plan.hour[sent]].sum()
+    assert total == pytest.approx(_lp_optimum(value[:, EMAIL], np.full(5, 4)), rel=1e-9)
 
 
 # --- holdout -----------------------------------------------------------------------------------

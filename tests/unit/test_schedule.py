@@ -11,23 +11,17 @@ import pandas as pd
 import pytest
 
 from sendtime.configs.settings import PolicySettings, load_settings
-from sendtime.serving.allocation import greedy_first_come
+from sendtime.serving.capacity import greedy_first_come
 from sendtime.serving.policy import decide
 from sendtime.serving.predictor import Audience
 from sendtime.serving.quiet_hours import load_rules, sms_allowed
-from sendtime.serving.schedule import (
-    PLAN_COLUMNS,
-    REASON_BUDGET,
-    REASON_DUPLICATE,
-    REASON_HOLDOUT,
-    EngineNotAvailable,
-    parse_window,
-    plan_campaign,
-    read_audience,
-    run_schedule,
-    schedule_frame,
-    write_plan,
-)
+from sendtime.serving.campaign import plan_campaign
+from sendtime.serving.campaign_options import parse_window
+from sendtime.serving.plan_io import PLAN_COLUMNS, read_audience, write_plan
+from sendtime.serving.planner import schedule_frame
+from sendtime.serving.reasons import REASON_BUDGET, REASON_DUPLICATE, REASON_HOLDOUT
+from sendtime.serving.schedule import run_schedule
+from sendtime.serving.spark_schedule import EngineNotAvailable
 
 EMAIL, SMS, NONE_ = 0, 1, -1
 NO = -np.inf
@@ -439,7 +433,7 @@ def test_an_engine_this_build_cannot_run_is_a_clear_not_implemented_error(tmp_pa
 
 @pytest.fixture(scope="module")
 def real_predictor(trained_champion, test_settings):
-    from sendtime.serving.schedule import load_predictor
+    from sendtime.serving.planner import load_predictor
 
     return load_predictor(test_settings)
 
@@ -499,7 +493,8 @@ def test_real_plan_keeps_rows_and_respects_limits(real_predictor, world_audience
 
 @pytest.mark.integration
 def test_scoring_each_distinct_input_once_gives_the_same_scores(real_predictor, world_audience):
-    from sendtime.serving.schedule import contacts, resolve_audience, score_audience
+    from sendtime.serving.plan_io import contacts
+    from sendtime.serving.planner import resolve_audience, score_audience
 
     window = parse_window("2026-11-10T12:00:00Z", "2026-11-11T12:00:00Z")
     emails, phones = contacts(world_audience, "email"), contacts(world_audience, "phone")
