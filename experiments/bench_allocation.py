@@ -21,8 +21,8 @@ import pandas as pd
 
 from sendtime.configs.settings import PolicySettings
 from sendtime.serving.allocation import allocate_sms_budget
-from sendtime.serving.capacity import assign_hours, greedy_first_come
 from sendtime.serving.campaign import plan_campaign
+from sendtime.serving.capacity import assign_hours, greedy_first_come
 
 # (UTC offset in hours, share of the audience): a mostly American list with a European tail
 _TIMEZONES = ((-5, 0.40), (-6, 0.22), (-7, 0.08), (-8, 0.15), (0, 0.07), (1, 0.08))

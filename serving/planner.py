@@ -46,8 +46,8 @@ from sendtime.serving.campaign import (
     window_cells,
 )
 from sendtime.serving.campaign_options import Window, channel_caps
-from sendtime.serving.plan_io import contacts, declared_timezones, plan_table
 from sendtime.serving.feasibility import feasible_cells
+from sendtime.serving.plan_io import contacts, declared_timezones, plan_table
 from sendtime.serving.reasons import (
     REASON_BAD_ZONE,
     REASON_DUPLICATE,

@@ -16,9 +16,9 @@ from sendtime.experiments.simulate import simulate
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import build_feature_base
 from sendtime.features.profiles import build_profiles
-from sendtime.serving.predictor import Predictor
 from sendtime.serving.campaign_options import parse_window
 from sendtime.serving.planner import load_predictor, schedule_frame
+from sendtime.serving.predictor import Predictor
 
 pytestmark = pytest.mark.integration
 

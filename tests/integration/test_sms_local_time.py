@@ -23,8 +23,8 @@ from phonenumbers import timezone as phone_timezone
 
 from sendtime.configs.settings import load_settings
 from sendtime.serving import api
-from sendtime.serving.plan_report import format_summary
 from sendtime.serving.campaign_options import Window
+from sendtime.serving.plan_report import format_summary
 from sendtime.serving.planner import schedule_frame
 from sendtime.serving.reasons import REASON_BAD_ZONE
 

@@ -10,8 +10,8 @@ from scipy.sparse import coo_matrix
 
 from sendtime.configs.settings import PolicySettings
 from sendtime.serving.allocation import allocate_sms_budget, holdout_mask
-from sendtime.serving.capacity import UNLIMITED, assign_hours, greedy_first_come
 from sendtime.serving.campaign import plan_campaign
+from sendtime.serving.capacity import UNLIMITED, assign_hours, greedy_first_come
 from sendtime.serving.reasons import REASON_BUDGET, REASON_CAP
 
 INF = np.inf

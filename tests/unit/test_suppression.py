@@ -231,8 +231,8 @@ def test_the_api_answer_says_which_rule_left_a_subscriber_without_a_channel():
 
 
 def test_the_plan_says_which_rule_applied_and_the_summary_counts_rules_not_dates():
-    from sendtime.serving.plan_report import _why_none
     from sendtime.serving.campaign import CampaignPlan
+    from sendtime.serving.plan_report import _why_none
     from sendtime.serving.planner import _explain_unreachable
 
     aud = _audience(
