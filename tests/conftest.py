@@ -47,7 +47,7 @@ def test_settings():
 @pytest.fixture(scope="session")
 def trained_champion(session_home, small_world, test_settings):
     """`sendtime train` on the small world: a registered version with the champion alias."""
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     result = train(small_world, test_settings, progress=False, echo=lambda *_: None)
     assert result.promoted

@@ -29,13 +29,13 @@ from sendtime.features.load import DataFolder
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import build_profiles
 from sendtime.training import examples, plots, registry, split_design
-from sendtime.training.champion import reject_share
 from sendtime.training.features import FEATURES, feature_matrix, gather_rows
 from sendtime.training.profile_only import (
     MODEL_KIND_TAG,
     PROFILE_ONLY,
     ProfileOnlyModel,
 )
+from sendtime.training.recipe import reject_share
 
 
 class ProfileOnlyPyfunc(PythonModel):
@@ -54,11 +54,6 @@ class ProfileOnlyPyfunc(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None):
         frame = pd.DataFrame(model_input)
         return self.model().predict(frame[FEATURES].to_numpy(dtype=np.float64))
-
-
-def load(model_uri: str) -> ProfileOnlyModel:
-    """The registered profile-only version at `model_uri` (models:/name/version)."""
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model()
 
 
 @dataclass

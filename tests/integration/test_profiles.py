@@ -20,7 +20,7 @@ from sendtime.features.profiles import (
     delay_kernel,
     heldout_blocks,
 )
-from sendtime.training import capture
+from sendtime.workflows import capture
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,9 @@ from sendtime import home
 from sendtime.configs.settings import Settings
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import build_feature_base
-from sendtime.training import baselines, capture, examples, pipeline, registry
+from sendtime.training import baselines, examples, recipe, registry
 from sendtime.training.features import FEATURES
+from sendtime.workflows import capture, report
 
 EVALUATE_TAG = "evaluate"
 
@@ -37,23 +38,6 @@ class EvaluateResult:
     kind: str
     metrics: dict[str, float] = field(default_factory=dict)
     same_data: bool | None = None  # the folder's fingerprint equals the training run's
-
-
-def _training_context(run_id: str, settings: Settings, echo) -> tuple[Settings, dict | None, dict]:
-    """The settings and shrinkage the version was trained with (falls back to `settings`, chosen shrinkage)."""
-    import mlflow
-
-    try:
-        trained = Settings.model_validate(mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json"))
-    except Exception as exc:  # an old run whose config no longer validates: say so, carry on with ours
-        echo(f"warning: could not use the training run's config.json ({exc}); using the given settings")
-        trained = settings
-    try:
-        logged = mlflow.artifacts.load_dict(f"runs:/{run_id}/data.json")
-    except Exception as exc:
-        echo(f"warning: the training run has no data.json ({exc}); choosing the shrinkage again")
-        logged = {}
-    return trained, logged.get("shrinkage"), logged
 
 
 def evaluate(
@@ -85,14 +69,14 @@ def evaluate(
             f"model version {version} was trained with features {booster.feature_name()}, but this "
             f"sendtime computes {FEATURES}: train a new version with `sendtime train`"
         )
-    trained, shrinkage, logged = _training_context(mv.run_id, settings, echo)
+    trained, shrinkage, logged = recipe.training_context(mv.run_id, settings, echo)
 
     data = load_folder(data_dir, trained.data)
     base = build_feature_base(data, trained, progress=progress)
     ex = examples.build_examples(base, trained, shrinkage=shrinkage, progress=progress)
     gt = capture.GroundTruth.load(data_dir)
-    results, curves, flat = pipeline.offline_report(booster, ex, base, gt, trained)
-    fp = pipeline.fingerprint(data)
+    results, curves, flat = report.offline_report(booster, ex, base, gt, trained)
+    fp = recipe.fingerprint(data)
     trained_sha = (logged.get("fingerprint") or {}).get("sha256")
     same = None if trained_sha is None else trained_sha == fp["sha256"]
 
@@ -131,7 +115,7 @@ def evaluate(
         model_id = getattr(mv, "model_id", None)  # MLflow 3: the metrics also show on the logged model
         mlflow.log_metrics(finite, **({"model_id": model_id} if model_id else {}))
         with registry.scratch_dir() as out:
-            pipeline.log_plots(out, curves, results, flat, ex.test.profiles, booster, gt is not None)
+            report.log_plots(out, curves, results, flat, ex.test.profiles, booster, gt is not None)
     for line in report_lines(name, version, mv.run_id, ex, flat, same, run.info.run_id):
         echo(line)
     return EvaluateResult(run.info.run_id, version, mv.run_id, ex.kind, flat, same)
@@ -156,7 +140,7 @@ def report_lines(
         + {True: "yes", False: "no", None: "unknown"}[same],
     ]
     capture_cols = "model_capture" in flat
-    share = round(100 * pipeline.SMS_BUDGET_SHARE)
+    share = round(100 * report.SMS_BUDGET_SHARE)
     budget = f"capture ({share}% SMS)"
     head = f"{'method':<22}{'log loss':>10}{'AUC':>8}{'calib. err':>12}"
     if capture_cols:

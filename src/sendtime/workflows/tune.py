@@ -41,8 +41,9 @@ from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
-from sendtime.training import capture, decision, examples, model, registry
-from sendtime.training.pipeline import fingerprint
+from sendtime.training import decision, examples, model, registry
+from sendtime.training.recipe import fingerprint
+from sendtime.workflows import capture
 
 PRUNING_METRIC = "binary_logloss"
 VALID_NAME = "validation"  # the name model.fit gives its validation set (valid_names)
@@ -255,7 +256,7 @@ def tune(
     def judge(booster, profiles) -> float:
         """The gate's decision measure of a trial's model on the validation weeks."""
         if gt is not None:
-            return float(decision.model_capture(booster, profiles, gt, settings))
+            return float(capture.model_capture(booster, profiles, gt, settings))
         return decision.window_share(
             booster.predict, profiles, cache.held_out, settings.training.gate_window_hours
         )
