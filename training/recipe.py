@@ -9,6 +9,7 @@ below rather than from one another.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -19,6 +20,17 @@ from sendtime.features.prepare import FeatureBase
 
 DATA_KIND_TAG = "data_kind"  # send_response or activity: what the version's labels were made of
 CHANNELS_TAG = "channel_events"  # usable events per channel in the version's training data (JSON)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What one training run is made from: the run logs each (the folder, the config) as its provenance."""
+
+    data_dir: str  # the data folder, resolved
+    data: DataFolder
+    base: FeatureBase
+    settings: Settings
+    config_path: str | None = None
 
 
 def fingerprint(data: DataFolder) -> dict:

@@ -25,11 +25,23 @@ from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.training import decision, examples, model, recipe, registry
 from sendtime.training.features import FEATURES, feature_matrix, gather_rows
-from sendtime.workflows.capture import model_capture
+from sendtime.workflows.capture import GroundTruth, model_capture
 
 # the settings sections that shape the FeatureBase (identity, signals, local time): when the champion's
 # equal the challenger's, its profiles are built from the challenger's base
 BASE_SECTIONS = ("data", "identity", "signals")
+
+
+@dataclass(frozen=True)
+class TestBench:
+    """What the challenger and the champion are both judged on: this run's test cells, the data they
+    came from, the ground truth where the folder has it, and the challenger's settings (policy included)."""
+
+    ex: examples.Examples
+    base: FeatureBase
+    data: DataFolder
+    gt: GroundTruth | None
+    settings: Settings
 
 
 @dataclass
@@ -66,18 +78,11 @@ def local_time_how(at: pd.Series, zones: np.ndarray) -> np.ndarray:
     return local_time.local_hour_of_week(at.reset_index(drop=True), pd.Series(zones))
 
 
-def score_champion(
-    name: str,
-    version: str,
-    ex: examples.Examples,
-    base: FeatureBase,
-    data: DataFolder,
-    gt,
-    settings: Settings,
-) -> ChampionScore:
+def score_champion(name: str, version: str, bench: TestBench) -> ChampionScore:
     """The champion's kind, training channels, and (same kind only) its log loss and decision measure on
     the challenger's test cells, with features from its own recipe. Policy settings are the challenger's:
     both plans obey the same rules."""
+    ex, base, data, gt, settings = bench.ex, bench.base, bench.data, bench.gt, bench.settings
     mv = registry.client().get_model_version(name, version)
     tags = dict(mv.tags or {})
     trained, shrinkage, logged = _recipe(mv.run_id, settings)

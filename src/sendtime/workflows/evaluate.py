@@ -75,7 +75,8 @@ def evaluate(
     base = build_feature_base(data, trained, progress=progress)
     ex = examples.build_examples(base, trained, shrinkage=shrinkage, progress=progress)
     gt = capture.GroundTruth.load(data_dir)
-    results, curves, flat = report.offline_report(booster, ex, base, gt, trained)
+    offline = report.offline_report(booster, ex, base, gt, trained)
+    flat = offline.metrics
     fp = recipe.fingerprint(data)
     trained_sha = (logged.get("fingerprint") or {}).get("sha256")
     same = None if trained_sha is None else trained_sha == fp["sha256"]
@@ -115,22 +116,16 @@ def evaluate(
         model_id = getattr(mv, "model_id", None)  # MLflow 3: the metrics also show on the logged model
         mlflow.log_metrics(finite, **({"model_id": model_id} if model_id else {}))
         with registry.scratch_dir() as out:
-            report.log_plots(out, curves, results, flat, ex.test.profiles, booster, gt is not None)
-    for line in report_lines(name, version, mv.run_id, ex, flat, same, run.info.run_id):
+            report.log_plots(out, offline, ex.test.profiles, booster, gt is not None)
+    result = EvaluateResult(run.info.run_id, version, mv.run_id, ex.kind, flat, same)
+    for line in report_lines(name, ex, result):
         echo(line)
-    return EvaluateResult(run.info.run_id, version, mv.run_id, ex.kind, flat, same)
+    return result
 
 
-def report_lines(
-    name: str,
-    version: str,
-    model_run_id: str,
-    ex: examples.Examples,
-    flat: dict[str, float],
-    same: bool | None,
-    run_id: str,
-) -> list[str]:
+def report_lines(name: str, ex: examples.Examples, result: EvaluateResult) -> list[str]:
     """The printed table: one row per method (model first), log loss, AUC, calibration error, capture."""
+    version, model_run_id, flat, same = result.version, result.model_run_id, result.metrics, result.same_data
     b = ex.boundaries
     test = ex.test.cells
     lines = [
@@ -157,7 +152,7 @@ def report_lines(
             row += f"{flat.get(f'{method}_capture', float('nan')):>9.3f}"
             row += f"{flat.get(f'budget{share}_{method}_capture', float('nan')):>20.3f}"
         lines.append(row)
-    lines.append(f"run id: {run_id} (tagged {EVALUATE_TAG})")
+    lines.append(f"run id: {result.run_id} (tagged {EVALUATE_TAG})")
     return lines
 
 

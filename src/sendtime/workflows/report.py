@@ -4,6 +4,7 @@ Both commands call it, so both report exactly the same numbers for the same vers
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,22 @@ SMS_BUDGET_SHARE = 0.3  # capture is also reported with SMS allowed for at most 
 CAPTURE_CAMPAIGNS = 7  # daily 24 h campaigns over the test week whose capture is reported
 
 
-def evaluate_split(booster, ex: examples.Examples, base: FeatureBase) -> tuple[dict, dict, dict]:
+@dataclass(frozen=True)
+class FittedBaselines:
+    """The baselines calibrated on the validation cells, and their hour-of-week grids as of the test."""
+
+    fitted: dict[str, baselines.Baseline]
+    grids_test: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class OfflineReport:
+    results: dict[str, dict[str, float]]  # per method (model first): log loss, AUC, calibration error
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]  # per method: the calibration curve
+    metrics: dict[str, float]  # flat, as logged to MLflow: the model's keys bare, the others prefixed
+
+
+def evaluate_split(booster, ex: examples.Examples, base: FeatureBase) -> tuple[dict, dict, FittedBaselines]:
     """Model and baselines on the test cells; baselines calibrated on the validation cells."""
     test, val = ex.test, ex.validation
     pred = booster.predict(test.X)
@@ -37,17 +53,11 @@ def evaluate_split(booster, ex: examples.Examples, base: FeatureBase) -> tuple[d
         results[name] = model.metrics(test.y, p)
         curves[name] = model.calibration_curve(test.y, p)
         fitted[name] = b
-    return results, curves, {"fitted": fitted, "grids_test": grids_test}
+    return results, curves, FittedBaselines(fitted, grids_test)
 
 
 def capture_figures(
-    booster,
-    ex: examples.Examples,
-    base: FeatureBase,
-    fitted: dict,
-    grids_test: dict,
-    gt: capture.GroundTruth,
-    settings: Settings,
+    booster, ex: examples.Examples, baseline: FittedBaselines, gt: capture.GroundTruth, settings: Settings
 ) -> dict[str, float]:
     """Plans for daily 24 h campaigns over the test week: model vs baselines vs oracle.
 
@@ -63,12 +73,12 @@ def capture_figures(
         start = ex.test.profiles.as_of.ceil("D") + pd.Timedelta(days=day, hours=14)
         audience, hour_starts, how = capture.audience_grids(predictor, gt, start, 24)
         plans = {"model": predictor.score(audience, hour_starts)}
-        for name, b in fitted.items():
+        for name, b in baseline.fitted.items():
             grid = np.zeros((len(audience), 2, len(hour_starts)), dtype=np.float32)
             for c in range(2):
                 rows = audience.rows[:, c]
                 known = rows >= 0
-                scores = grids_test[name][np.maximum(rows, 0), c][np.arange(len(rows))[:, None], how]
+                scores = baseline.grids_test[name][np.maximum(rows, 0), c][np.arange(len(rows))[:, None], how]
                 scores = np.where(known[:, None], scores, 0.0)  # no history: no hour preference
                 grid[:, c] = b.predict_grid(scores, rates[np.maximum(rows, 0), c][:, None])
             plans[name] = grid
@@ -80,7 +90,7 @@ def capture_figures(
     out = dict(totals)
     for label, _ in labels:
         base, oracle = totals[f"{label}campaign_value"], totals[f"{label}oracle_value"]
-        for name in ["model", *fitted]:
+        for name in ["model", *baseline.fitted]:
             out[f"{label}{name}_capture"] = (totals[f"{label}{name}_value"] - base) / max(
                 oracle - base, 1e-12
             )
@@ -89,28 +99,26 @@ def capture_figures(
 
 def offline_report(
     booster, ex: examples.Examples, base: FeatureBase, gt: capture.GroundTruth | None, settings: Settings
-) -> tuple[dict, dict, dict[str, float]]:
+) -> OfflineReport:
     """Test metrics of the model and every baseline, plus capture where there is ground truth.
 
-    Returns (per-method metrics, calibration curves, the flat metric dict logged to MLflow). Shared by
-    `sendtime train` and `sendtime evaluate`, so that both report exactly the same numbers.
+    Shared by `sendtime train` and `sendtime evaluate`, so that both report exactly the same numbers.
     """
-    results, curves, extra = evaluate_split(booster, ex, base)
+    results, curves, baseline = evaluate_split(booster, ex, base)
     flat = {f"{m}_{k}" if m != "model" else k: v for m, r in results.items() for k, v in r.items()}
     if gt is not None:
-        flat.update(capture_figures(booster, ex, base, extra["fitted"], extra["grids_test"], gt, settings))
-    return results, curves, flat
+        flat.update(capture_figures(booster, ex, baseline, gt, settings))
+    return OfflineReport(results, curves, flat)
 
 
-def log_plots(
-    out: Path, curves: dict, results: dict, flat: dict, final: Profiles, booster, has_gt: bool
-) -> None:
+def log_plots(out: Path, report: OfflineReport, final: Profiles, booster, has_gt: bool) -> None:
     import mlflow
 
+    flat = report.metrics
     figs = out / "plots"
-    plots.calibration(curves, figs / "calibration.png")
+    plots.calibration(report.curves, figs / "calibration.png")
     plots.bars(
-        {k: v["log_loss"] for k, v in results.items()},
+        {k: v["log_loss"] for k, v in report.results.items()},
         figs / "log_loss.png",
         "Test log loss (lower is better)",
         "log loss",

@@ -13,8 +13,8 @@ import pandas as pd
 
 from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
-from sendtime.features.load import DataFolder, load_folder
-from sendtime.features.prepare import FeatureBase, build_feature_base
+from sendtime.features.load import load_folder
+from sendtime.features.prepare import build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.training import baselines, decision, examples, gate, model, recipe, registry, split_design
 from sendtime.training.features import FEATURES
@@ -56,6 +56,7 @@ def train(
         echo(salt_warning)
     base = build_feature_base(data, settings, progress=progress)
     unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
+    run_inputs = recipe.RunInputs(str(Path(data_dir).resolve()), data, base, settings, config_path)
     echo(data.summary())
     registry.configure_mlflow(settings.training.experiment)
     for note in registry.recover_interrupted(settings.training.experiment):
@@ -67,7 +68,7 @@ def train(
     design = split_design.for_span(*base.span, settings.training)  # config values win; may raise
     echo(design.describe())
     if design.profile_only:
-        return _train_profile_only(data_dir, data, base, settings, design, config_path, design.describe(), t0)
+        return _train_profile_only(run_inputs, design, design.describe(), t0)
     try:
         ex = examples.build_examples(base, settings, progress=progress)
     except examples.TooFewExamples as exc:
@@ -75,7 +76,7 @@ def train(
             raise
         reason = f"{exc}: too few to train and test a model on this {design.span_days:.1f}-day export"
         echo(f"split design: {reason}; a profile-only decision maker is registered instead")
-        return _train_profile_only(data_dir, data, base, settings, design, config_path, reason, t0)
+        return _train_profile_only(run_inputs, design, reason, t0)
     echo(
         f"examples ({ex.kind}): train {len(ex.train.cells):,}, validation {len(ex.validation.cells):,}, "
         f"test {len(ex.test.cells):,}"
@@ -89,11 +90,13 @@ def train(
     )
     booster.best_iteration = early.best_iteration
     gt = capture.GroundTruth.load(data_dir)
-    results, curves, flat = offline_report(booster, ex, base, gt, settings)
+    offline = offline_report(booster, ex, base, gt, settings)
+    results, flat = offline.results, offline.metrics
 
     name = settings.training.registered_model
-    challenger, decision_name = challenger_figures(booster, ex, base, data, gt, flat, settings)
-    champ = scored_champion(name, ex, base, data, gt, settings, echo)
+    bench = champion.TestBench(ex, base, data, gt, settings)
+    challenger, decision_name = challenger_figures(booster, bench, flat)
+    champ = scored_champion(name, bench, echo)
     champ_loss = None if champ is None else champ.log_loss
 
     final = build_profiles(base, base.span[1] + pd.Timedelta(seconds=1), settings.profiles, ex.shrinkage)
@@ -104,8 +107,8 @@ def train(
         mlflow.log_params(
             {
                 "kind": ex.kind,
-                "config": config_path or "defaults",
-                "data": str(Path(data_dir).resolve()),
+                "config": run_inputs.config_path or "defaults",
+                "data": run_inputs.data_dir,
                 "best_iteration": booster.best_iteration,
                 **{f"lgbm_{k}": v for k, v in settings.training.lgbm.items()},
                 **{
@@ -143,7 +146,7 @@ def train(
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
-        log_plots(out, curves, results, flat, final, booster, gt is not None)
+        log_plots(out, offline, final, booster, gt is not None)
         final.save(out / registry.SNAPSHOT_ARTIFACT)
         mlflow.log_artifacts(str(out / registry.SNAPSHOT_ARTIFACT), registry.SNAPSHOT_ARTIFACT)
         version = registry.log_and_register(
@@ -184,16 +187,14 @@ def train(
 
 
 def _train_profile_only(
-    data_dir, data: DataFolder, base: FeatureBase, settings: Settings, design, config_path, reason: str, t0
+    run_inputs: recipe.RunInputs, design: split_design.SplitDesign, reason: str, t0: float
 ) -> TrainResult:
     """Data too short for a model: register the profile-only decision maker (training/profile_only_run.py)."""
     import mlflow
 
     from sendtime.training import profile_only_run
 
-    res = profile_only_run.train(
-        str(Path(data_dir).resolve()), data, base, settings, design, fingerprint(data), config_path, reason
-    )
+    res = profile_only_run.train(run_inputs, design, reason)
     with mlflow.start_run(run_id=res.run_id):
         mlflow.log_metric("train_seconds", time.perf_counter() - t0)
     return TrainResult(
@@ -207,12 +208,11 @@ def _train_profile_only(
     )
 
 
-def challenger_figures(
-    booster, ex: examples.Examples, base: FeatureBase, data: DataFolder, gt, flat: dict, settings: Settings
-) -> tuple[gate.Figures, str]:
+def challenger_figures(booster, bench: champion.TestBench, flat: dict) -> tuple[gate.Figures, str]:
     """The new model's figures for the gate: its decision measure is capture where the folder has ground
     truth, else the held-out engagement share inside its chosen windows (`training.decision`)."""
-    if gt is not None:
+    ex, base, settings = bench.ex, bench.base, bench.settings
+    if bench.gt is not None:
         value, name = flat.get("model_capture"), "capture"
     else:
         held = champion.engagements_in_test(base, ex)
@@ -225,20 +225,18 @@ def challenger_figures(
         log_loss=flat.get("log_loss"),
         decision=None if value is None or not np.isfinite(value) else float(value),
         channel_events=recipe.channel_events(base),
-        reject_share=recipe.reject_share(data),
+        reject_share=recipe.reject_share(bench.data),
     )
     return figures, name
 
 
-def scored_champion(
-    name: str, ex: examples.Examples, base: FeatureBase, data: DataFolder, gt, settings: Settings, echo
-) -> champion.ChampionScore | None:
+def scored_champion(name: str, bench: champion.TestBench, echo) -> champion.ChampionScore | None:
     """The current champion scored with its own recipe on this run's test cells (None: no champion)."""
     version = registry.champion_version(name)
     if version is None:
         return None
     try:
-        score = champion.score_champion(name, version, ex, base, data, gt, settings)
+        score = champion.score_champion(name, version, bench)
     except Exception as exc:  # an incompatible old champion must not block training
         echo(f"warning: could not score champion v{version} on this test set ({exc}); treating as absent")
         return None
