@@ -9,6 +9,7 @@ other through any chain.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,7 @@ def imports_of(name: str, path: Path, modules: set[str]) -> set[str]:
     return out
 
 
+@functools.cache  # parsed once per session; callers only read it
 def graph() -> dict[str, set[str]]:
     files = module_files()
     return {name: imports_of(name, path, set(files)) for name, path in files.items()}
