@@ -15,7 +15,7 @@ MIRRORS ?= /work/.mirror
 # the project's Python: the core (src/), each stage's top-level folder, and the tests
 CODE := src features training serving experiments configs tests
 
-.PHONY: help setup demo test test-all lint format bench bento lock clean
+.PHONY: help setup demo test test-fast test-all lint format bench bento lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ demo: setup ## simulate a world, train, schedule a demo campaign, print where to
 	$(PY) -m sendtime.experiments.demo summary --plan $(DEMO)/plan.csv
 
 test: setup ## the test suite CI runs (unit, integration, Spark parity; not the slow ones)
+	$(PY) -m pytest -q -m "not slow"
+
+test-fast: setup ## the fast tier only (what a plain `pytest` runs: no training, no server, no Spark)
 	$(PY) -m pytest -q
 
 test-all: setup ## every test, slow ones included

@@ -28,7 +28,7 @@ from sendtime.training.baselines import NAMES as BASELINES
 def run_one(seed: int, subscribers: int, days: int, cache: Path, zoo: str | None = None) -> dict:
     from sendtime.configs.settings import load_settings
     from sendtime.experiments.simulate import simulate
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     tag = f"{subscribers}-{days}-{seed}" if zoo is None else f"zoo-{zoo}-{subscribers}-{days}-{seed}"
     world = cache / f"world-{tag}"

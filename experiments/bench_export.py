@@ -60,7 +60,7 @@ def run_one(world: str, weeks: int, subscribers: int, seed: int, share: float | 
     from sendtime.experiments.demo import window
     from sendtime.experiments.zoo import generate
     from sendtime.serving.schedule import run_schedule
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     tag = f"{world}-{subscribers}-{weeks}-{seed}"
     data = cache / f"world-{tag}"

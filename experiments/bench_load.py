@@ -186,7 +186,7 @@ def _ensure_champion(data: Path | None) -> Path | None:
     world = home.sendtime_home() / "bench-world"
     if registry.champion_version(settings.training.registered_model) is None:
         from sendtime.experiments.simulate import simulate
-        from sendtime.training.pipeline import train
+        from sendtime.workflows.train import train
 
         print(f"no champion in {home.sendtime_home()}: simulating a world and training a small model ...")
         if not (world / "events.parquet").exists():

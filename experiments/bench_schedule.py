@@ -76,7 +76,7 @@ def prepare_home(home: Path, subscribers: int, days: int, seed: int) -> Path:
         )
     marker = world / "champion.json"
     if registry.champion_version(settings.training.registered_model) is None or not marker.exists():
-        from sendtime.training.pipeline import train
+        from sendtime.workflows.train import train
 
         t0 = time.perf_counter()
         result = train(world, settings, progress=False, echo=lambda *_: None)

@@ -4,7 +4,7 @@ Log loss judges probabilities; a sender lives by the hours picked. The gate and 
 a model by one decision measure as well:
 
 - **capture** where the folder has the simulator's ground truth: the share of the oracle's gain over a
-  campaign-time send that the model's plans win over 7 daily 24 h campaigns (`training.capture`);
+  campaign-time send that the model's plans win over 7 daily 24 h campaigns (`workflows.capture`);
 - otherwise the **held-out engagement share inside the chosen windows** (`window_share`): for every
   person and channel with human engagement (opens and clicks) in the held-out period, the model picks
   its best local hour on each of the 7 days of the week, as a daily campaign would, from profiles built
@@ -93,22 +93,3 @@ def window_share(
         hit = covered[inverse[sel] - lo, hows[sel]]
         inside[lo:hi] = np.bincount(inverse[sel] - lo, weights=hit, minlength=hi - lo).astype(np.int64)
     return float(inside.sum() / max(counts.sum(), 1))
-
-
-def model_capture(booster, profiles: Profiles, gt, settings, campaigns: int = 7) -> float:
-    """The model's capture (no SMS budget) over daily 24 h campaigns from the snapshot's instant on:
-    the `model_capture` that `pipeline.capture_figures` reports, for any snapshot (the champion's own,
-    a validation split's)."""
-    from sendtime.serving.predictor import Predictor
-    from sendtime.training import capture
-
-    predictor = Predictor(booster, profiles, settings)
-    totals = {"campaign": 0.0, "oracle": 0.0, "model": 0.0}
-    for day in range(campaigns):
-        start = profiles.as_of.ceil("D") + pd.Timedelta(days=day, hours=14)
-        audience, hour_starts, _ = capture.audience_grids(predictor, gt, start, 24)
-        plans = {"model": predictor.score(audience, hour_starts)}
-        rep = capture.capture_report(predictor, gt, start, 24, plans)
-        for key in totals:
-            totals[key] += rep[f"{key}_value"]
-    return (totals["model"] - totals["campaign"]) / max(totals["oracle"] - totals["campaign"], 1e-12)

@@ -2,7 +2,7 @@
 
 A pure function of the two models' figures, so every rule is checked on hand-made numbers. The figures
 are comparable because the caller measured both models on the *same* test cells (the same labelled
-sends), each with features built by its own recipe (`training.champion`). A challenger is refused when:
+sends), each with features built by its own recipe (`workflows.champion`). A challenger is refused when:
 
 - a large share of the export's event rows was rejected (`training.gate_max_reject_share`): the model
   learnt from what was left, and what was left may not be the audience;

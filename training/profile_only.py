@@ -105,3 +105,11 @@ def booster_from_string(text: str):
 
 def is_profile_only(model: object) -> bool:
     return isinstance(model, ProfileOnlyModel)
+
+
+def load_registered(model_uri: str) -> ProfileOnlyModel:
+    """The registered profile-only version at `model_uri` (models:/name/version). Its model-from-code
+    file (profile_only_pyfunc.py) brings the MLflow wrapper in when MLflow runs it."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model()

@@ -24,18 +24,15 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
-from sendtime.configs.settings import Settings
-from sendtime.features.load import DataFolder
 from sendtime.features.model_features import FEATURES, feature_matrix, gather_rows
-from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import build_profiles
-from sendtime.training import examples, plots, registry, split_design
-from sendtime.training.champion import reject_share
+from sendtime.training import examples, plots, recipe, registry, split_design
 from sendtime.training.profile_only import (
     MODEL_KIND_TAG,
     PROFILE_ONLY,
     ProfileOnlyModel,
 )
+from sendtime.training.recipe import RunInputs
 
 
 class ProfileOnlyPyfunc(PythonModel):
@@ -56,11 +53,6 @@ class ProfileOnlyPyfunc(PythonModel):
         return self.model().predict(frame[FEATURES].to_numpy(dtype=np.float64))
 
 
-def load(model_uri: str) -> ProfileOnlyModel:
-    """The registered profile-only version at `model_uri` (models:/name/version)."""
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model()
-
-
 @dataclass
 class ProfileOnlyResult:
     run_id: str
@@ -75,18 +67,11 @@ def _champion_is_profile_only(name: str, version: str) -> bool:
     return tags.get(MODEL_KIND_TAG) == PROFILE_ONLY
 
 
-def train(
-    data_dir: str,
-    data: DataFolder,
-    base: FeatureBase,
-    settings: Settings,
-    design: split_design.SplitDesign,
-    fingerprint: dict,
-    config_path: str | None,
-    reason: str,
-) -> ProfileOnlyResult:
+def train(inputs: RunInputs, design: split_design.SplitDesign, reason: str) -> ProfileOnlyResult:
     """Profiles as of the end of the data (strengths chosen on its held-out blocks), logged and
     registered as a profile-only version; promoted by the rule in the module docstring."""
+    data, base, settings = inputs.data, inputs.base, inputs.settings
+    fingerprint = recipe.fingerprint(data)
     kind = examples.SEND_RESPONSE if base.has_sends else examples.ACTIVITY
     as_of = base.span[1] + pd.Timedelta(seconds=1)
     final = build_profiles(base, as_of, settings.profiles)
@@ -102,7 +87,7 @@ def train(
 
     name = settings.training.registered_model
     champion = registry.champion_version(name)
-    rejected = reject_share(data)
+    rejected = recipe.reject_share(data)
     if rejected > settings.training.gate_max_reject_share:
         promoted, why = (
             False,
@@ -130,8 +115,8 @@ def train(
             {
                 "kind": kind,
                 MODEL_KIND_TAG: PROFILE_ONLY,
-                "config": config_path or "defaults",
-                "data": str(data_dir),
+                "config": inputs.config_path or "defaults",
+                "data": inputs.data_dir,
                 **{
                     f"shrinkage_{c}_{k}": v
                     for c, d in shrinkage.to_dict().items()

@@ -3,7 +3,7 @@
 The tracking store is SQLite under SENDTIME_HOME unless MLFLOW_TRACKING_URI points elsewhere; the
 registry lives in the same place. Every training run registers a version; the alias `champion` moves
 only when the new version passes the gate (`training.gate`), both models scored on the *same* held-out
-cells, each with its own features (`training.champion`).
+cells, each with its own features (`workflows.champion`).
 Serving loads the version the alias points to and pins it, reporting that number in every answer.
 """
 
@@ -81,13 +81,11 @@ def load_booster(model_name: str, version: str) -> lgb.Booster:
     `ProfileOnlyModel` with the same predict interface (training/profile_only.py)."""
     import mlflow.lightgbm
 
-    from sendtime.training.profile_only import MODEL_KIND_TAG, PROFILE_ONLY
+    from sendtime.training.profile_only import MODEL_KIND_TAG, PROFILE_ONLY, load_registered
 
     tags = client().get_model_version(model_name, version).tags or {}
     if tags.get(MODEL_KIND_TAG) == PROFILE_ONLY:
-        from sendtime.training import profile_only_run
-
-        return profile_only_run.load(f"models:/{model_name}/{version}")
+        return load_registered(f"models:/{model_name}/{version}")
     return mlflow.lightgbm.load_model(f"models:/{model_name}/{version}")
 
 

@@ -75,7 +75,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from sendtime.training import baselines
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     settings = _settings(args)
     if args.allow_kind_change:
@@ -118,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from sendtime.training.tune import run_tune
+    from sendtime.workflows.tune import run_tune
 
     return run_tune(
         args.data,
@@ -131,7 +131,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from sendtime.training.evaluate import run_evaluate
+    from sendtime.workflows.evaluate import run_evaluate
 
     return run_evaluate(args.data, _settings(args), version=args.version)
 

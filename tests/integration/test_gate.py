@@ -36,7 +36,7 @@ def _settings(name: str, **training):
 
 
 def _train(world, settings):
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     return train(world, settings, progress=False, echo=lambda *_: None)
 

@@ -30,7 +30,7 @@ def test_one_future_send_and_some_unusable_addresses_train_and_are_reported(
     import mlflow
 
     from sendtime.training import registry
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     monkeypatch.setenv("SENDTIME_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SENDTIME_SALT", raising=False)
@@ -71,7 +71,7 @@ def test_one_future_send_and_some_unusable_addresses_train_and_are_reported(
 
 
 def test_thirty_percent_unusable_addresses_stop_training(small_world, test_settings, tmp_path, monkeypatch):
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     monkeypatch.setenv("SENDTIME_HOME", str(tmp_path / "home"))
     data = tmp_path / "export"

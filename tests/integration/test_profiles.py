@@ -16,7 +16,7 @@ from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.features.strengths import DEFAULT
-from sendtime.training import capture
+from sendtime.workflows import capture
 
 pytestmark = pytest.mark.integration
 

@@ -271,7 +271,7 @@ def test_a_new_champion_is_swapped_in_without_failed_requests(
     client, trained_champion, small_world, test_settings, people
 ):
     from sendtime.training import registry
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     name, old = test_settings.training.registered_model, trained_champion.version
     seen: list[tuple[int | str, str | None]] = []

@@ -113,7 +113,7 @@ def test_profile_only_never_replaces_a_tested_champion(runs, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     from sendtime.configs.settings import load_settings
     from sendtime.training import registry
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     settings = load_settings()
     registry.configure_mlflow(settings.training.experiment)
@@ -150,7 +150,7 @@ def test_a_split_without_clicks_falls_back_to_profile_only_unless_the_config_cho
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     from sendtime.configs.settings import load_settings
     from sendtime.training.examples import TooFewExamples
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     world = _tiny_export(tmp_path / "tiny")
     lines: list[str] = []

@@ -102,7 +102,7 @@ def _check_plan(table: pd.DataFrame, zones_of) -> int:
 def events_only(session_home, small_world, tmp_path_factory):
     """The small world's events alone (no subscribers table, no identity links), trained as its own model."""
     from sendtime.serving.predictor import Predictor
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     folder = tmp_path_factory.mktemp("events-only")
     shutil.copy(small_world / "events.parquet", folder / "events.parquet")

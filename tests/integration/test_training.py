@@ -91,7 +91,7 @@ def test_a_future_event_cannot_move_an_inferred_timezone(small_world, tmp_path):
 @pytest.mark.integration
 def test_a_worse_model_is_registered_but_not_promoted(trained_champion, small_world, test_settings):
     from sendtime.training import registry
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     lgbm = dict(test_settings.training.lgbm, learning_rate=0.001)
     worse = load_settings(overrides={"training": {**SMALL, "num_boost_round": 1, "lgbm": lgbm}})
@@ -181,7 +181,7 @@ def test_mlflow_tracking_uri_is_honoured(trained_champion, small_world, test_set
 
     from sendtime import home
     from sendtime.training import registry
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     session_store = home.tracking_uri()
     other = f"sqlite:///{tmp_path / 'other.db'}"

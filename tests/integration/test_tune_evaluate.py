@@ -10,7 +10,7 @@ import yaml
 
 from sendtime.configs.settings import Settings, load_settings
 from sendtime.features.strengths import Shrinkage
-from sendtime.training import tune
+from sendtime.workflows import tune
 
 
 # ---------------------------------------------------------------------------------------- tuned config
@@ -58,7 +58,7 @@ def test_tune_resumes_its_study_and_writes_a_config_train_accepts(session_home, 
 
     from sendtime import home
     from sendtime.training import registry
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     base = tmp_path / "base.yaml"
     base.write_text("training:\n  snapshots: 3\n  num_boost_round: 60\n")
@@ -145,7 +145,7 @@ def test_tune_resumes_its_study_and_writes_a_config_train_accepts(session_home, 
 @pytest.mark.integration
 def test_evaluate_reproduces_the_champions_training_metrics(trained_champion, small_world, test_settings):
     from sendtime.training import registry
-    from sendtime.training.evaluate import evaluate
+    from sendtime.workflows.evaluate import evaluate
 
     lines: list[str] = []
     result = evaluate(small_world, test_settings, progress=False, echo=lines.append)

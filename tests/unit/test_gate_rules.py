@@ -145,7 +145,7 @@ def test_window_share_counts_engagements_inside_the_models_windows(monkeypatch):
 
 # ------------------------------------------------------------------------------ tune's best trial
 def test_tune_picks_the_best_decision_then_the_lowest_log_loss_within_the_tolerance():
-    from sendtime.training.tune import pick_best
+    from sendtime.workflows.tune import pick_best
 
     trials = [(0, 0.100, 0.70), (1, 0.090, 0.60), (2, 0.105, 0.748), (3, 0.102, 0.75)]
     assert pick_best(trials, 0.005) == 3  # trial 1 has the lowest log loss but decides worse

@@ -117,7 +117,7 @@ def test_missing_config_file_fails_clearly(tmp_path):
 IMPORT_PROBE = """
 import json, logging, os, sys
 import sendtime, sendtime.cli, sendtime.configs, sendtime.features, sendtime.features.load
-import sendtime.training.pipeline, sendtime.serving.predictor
+import sendtime.workflows.train, sendtime.serving.predictor
 uri_set = False
 if "mlflow" in sys.modules:
     from mlflow.tracking._tracking_service import utils

@@ -24,8 +24,8 @@ from sendtime.configs.settings import Settings
 from sendtime.features.load import load_folder
 from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import build_feature_base
-from sendtime.features.strengths import Shrinkage
-from sendtime.training import baselines, capture, examples, pipeline, registry
+from sendtime.training import baselines, examples, recipe, registry
+from sendtime.workflows import capture, offline_report
 
 EVALUATE_TAG = "evaluate"
 
@@ -38,24 +38,6 @@ class EvaluateResult:
     kind: str
     metrics: dict[str, float] = field(default_factory=dict)
     same_data: bool | None = None  # the folder's fingerprint equals the training run's
-
-
-def _training_context(run_id: str, settings: Settings, echo) -> tuple[Settings, Shrinkage | None, dict]:
-    """The settings and shrinkage the version was trained with (falls back to `settings`, chosen shrinkage)."""
-    import mlflow
-
-    try:
-        trained = Settings.model_validate(mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json"))
-    except Exception as exc:  # an old run whose config no longer validates: say so, carry on with ours
-        echo(f"warning: could not use the training run's config.json ({exc}); using the given settings")
-        trained = settings
-    try:
-        logged = mlflow.artifacts.load_dict(f"runs:/{run_id}/data.json")
-    except Exception as exc:
-        echo(f"warning: the training run has no data.json ({exc}); choosing the shrinkage again")
-        logged = {}
-    shrinkage = logged.get("shrinkage")
-    return trained, Shrinkage.from_dict(shrinkage) if shrinkage else None, logged
 
 
 def evaluate(
@@ -87,14 +69,15 @@ def evaluate(
             f"model version {version} was trained with features {booster.feature_name()}, but this "
             f"sendtime computes {FEATURES}: train a new version with `sendtime train`"
         )
-    trained, shrinkage, logged = _training_context(mv.run_id, settings, echo)
+    trained, shrinkage, logged = recipe.training_context(mv.run_id, settings, echo)
 
     data = load_folder(data_dir, trained.data)
     base = build_feature_base(data, trained, progress=progress)
     ex = examples.build_examples(base, trained, shrinkage=shrinkage, progress=progress)
     gt = capture.GroundTruth.load(data_dir)
-    results, curves, flat = pipeline.offline_report(booster, ex, base, gt, trained)
-    fp = pipeline.fingerprint(data)
+    offline = offline_report.offline_report(booster, ex, base, gt, trained)
+    flat = offline.metrics
+    fp = recipe.fingerprint(data)
     trained_sha = (logged.get("fingerprint") or {}).get("sha256")
     same = None if trained_sha is None else trained_sha == fp["sha256"]
 
@@ -133,22 +116,16 @@ def evaluate(
         model_id = getattr(mv, "model_id", None)  # MLflow 3: the metrics also show on the logged model
         mlflow.log_metrics(finite, **({"model_id": model_id} if model_id else {}))
         with registry.scratch_dir() as out:
-            pipeline.log_plots(out, curves, results, flat, ex.test.profiles, booster, gt is not None)
-    for line in report_lines(name, version, mv.run_id, ex, flat, same, run.info.run_id):
+            offline_report.log_plots(out, offline, ex.test.profiles, booster, gt is not None)
+    result = EvaluateResult(run.info.run_id, version, mv.run_id, ex.kind, flat, same)
+    for line in report_lines(name, ex, result):
         echo(line)
-    return EvaluateResult(run.info.run_id, version, mv.run_id, ex.kind, flat, same)
+    return result
 
 
-def report_lines(
-    name: str,
-    version: str,
-    model_run_id: str,
-    ex: examples.Examples,
-    flat: dict[str, float],
-    same: bool | None,
-    run_id: str,
-) -> list[str]:
+def report_lines(name: str, ex: examples.Examples, result: EvaluateResult) -> list[str]:
     """The printed table: one row per method (model first), log loss, AUC, calibration error, capture."""
+    version, model_run_id, flat, same = result.version, result.model_run_id, result.metrics, result.same_data
     b = ex.boundaries
     test = ex.test.cells
     lines = [
@@ -158,7 +135,7 @@ def report_lines(
         + {True: "yes", False: "no", None: "unknown"}[same],
     ]
     capture_cols = "model_capture" in flat
-    share = round(100 * pipeline.SMS_BUDGET_SHARE)
+    share = round(100 * offline_report.SMS_BUDGET_SHARE)
     budget = f"capture ({share}% SMS)"
     head = f"{'method':<22}{'log loss':>10}{'AUC':>8}{'calib. err':>12}"
     if capture_cols:
@@ -175,7 +152,7 @@ def report_lines(
             row += f"{flat.get(f'{method}_capture', float('nan')):>9.3f}"
             row += f"{flat.get(f'budget{share}_{method}_capture', float('nan')):>20.3f}"
         lines.append(row)
-    lines.append(f"run id: {run_id} (tagged {EVALUATE_TAG})")
+    lines.append(f"run id: {result.run_id} (tagged {EVALUATE_TAG})")
     return lines
 
 

@@ -11,6 +11,7 @@ champion gets exactly the score `sendtime evaluate` gives it on this folder.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,18 +19,30 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
+from sendtime.features import local_time
 from sendtime.features.load import DataFolder
 from sendtime.features.model_features import FEATURES, feature_matrix, gather_rows
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.features.strengths import Shrinkage
-from sendtime.training import decision, examples, model, registry
+from sendtime.training import decision, examples, model, recipe, registry
+from sendtime.workflows.capture import GroundTruth, model_capture
 
-DATA_KIND_TAG = "data_kind"  # send_response or activity: what the version's labels were made of
-CHANNELS_TAG = "channel_events"  # usable events per channel in the version's training data (JSON)
 # the settings sections that shape the FeatureBase (identity, signals, local time): when the champion's
 # equal the challenger's, its profiles are built from the challenger's base
 BASE_SECTIONS = ("data", "identity", "signals")
+
+
+@dataclass(frozen=True)
+class TestBench:
+    """What the challenger and the champion are both judged on: this run's test cells, the data they
+    came from, the ground truth where the folder has it, and the challenger's settings (policy included)."""
+
+    ex: examples.Examples
+    base: FeatureBase
+    data: DataFolder
+    gt: GroundTruth | None
+    settings: Settings
 
 
 @dataclass
@@ -42,34 +55,10 @@ class ChampionScore:
     notes: list[str] = field(default_factory=list)  # why a figure is missing
 
 
-def channel_events(base: FeatureBase) -> dict[str, int]:
-    """Usable sends and human engagements per channel: what a model of this data learnt each channel from."""
-    counts = {c: 0 for c in S.CHANNELS}
-    for table in (base.sends, base.engagements):
-        for code, n in table["channel"].value_counts().items():
-            counts[S.CHANNELS[int(code)]] += int(n)
-    return counts
-
-
-def reject_share(data: DataFolder) -> float:
-    """Share of the export's event rows that no model saw: rejected when loaded, or with an address that
-    could not be normalised (`unusable.add_address_rejects` lists those in `data.rejects` too)."""
-    rejected = 0 if data.rejects.empty else int((data.rejects["table"] == S.EVENTS_TABLE).sum())
-    return rejected / max(int(data.raw_rows.get(S.EVENTS_TABLE, len(data.events))), 1)
-
-
-def version_kind(tags: dict) -> str | None:
-    return tags.get(DATA_KIND_TAG) or tags.get("kind")
-
-
 def _recipe(run_id: str, settings: Settings) -> tuple[Settings, Shrinkage | None, dict]:
     """The settings and shrinkage the champion was trained with, and its data.json."""
-    import os
-
-    from sendtime.training.evaluate import _training_context  # evaluate imports pipeline, which imports us
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the train output readable
-    return _training_context(run_id, settings, lambda *_: None)
+    return recipe.training_context(run_id, settings, lambda *_: None)
 
 
 def _map_cells(
@@ -87,27 +76,18 @@ def _map_cells(
 
 
 def local_time_how(at: pd.Series, zones: np.ndarray) -> np.ndarray:
-    from sendtime.features import local_time
-
     return local_time.local_hour_of_week(at.reset_index(drop=True), pd.Series(zones))
 
 
-def score_champion(
-    name: str,
-    version: str,
-    ex: examples.Examples,
-    base: FeatureBase,
-    data: DataFolder,
-    gt,
-    settings: Settings,
-) -> ChampionScore:
+def score_champion(name: str, version: str, bench: TestBench) -> ChampionScore:
     """The champion's kind, training channels, and (same kind only) its log loss and decision measure on
     the challenger's test cells, with features from its own recipe. Policy settings are the challenger's:
     both plans obey the same rules."""
+    ex, base, data, gt, settings = bench.ex, bench.base, bench.data, bench.gt, bench.settings
     mv = registry.client().get_model_version(name, version)
     tags = dict(mv.tags or {})
     trained, shrinkage, logged = _recipe(mv.run_id, settings)
-    score = ChampionScore(str(version), version_kind(tags) or "unknown")
+    score = ChampionScore(str(version), recipe.version_kind(tags) or "unknown")
     score.channel_events = logged.get("channel_events")
     if score.kind != ex.kind:
         score.notes.append(f"champion v{version} is of kind {score.kind}: not scored on {ex.kind} cells")
@@ -147,7 +127,7 @@ def score_champion(
     score.log_loss = model.metrics(ex.test.y, booster.predict(X))["log_loss"]
     if gt is not None:
         policy = trained.model_copy(update={"policy": settings.policy})  # its hashes, the same rules
-        score.decision = decision.model_capture(booster, profiles, gt, policy)
+        score.decision = model_capture(booster, profiles, gt, policy)
     else:
         held = engagements_in_test(base, ex)
         if not same_base:  # local hours in the champion's idea of each person's zone

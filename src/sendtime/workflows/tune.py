@@ -41,9 +41,11 @@ from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
+from sendtime.features.profiles import Profiles
 from sendtime.features.strengths import Shrinkage
-from sendtime.training import capture, decision, examples, model, registry
-from sendtime.training.pipeline import fingerprint
+from sendtime.training import decision, examples, model, registry
+from sendtime.training.recipe import fingerprint
+from sendtime.workflows import capture
 
 PRUNING_METRIC = "binary_logloss"
 VALID_NAME = "validation"  # the name model.fit gives its validation set (valid_names)
@@ -129,6 +131,18 @@ def starting_params(settings: Settings) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class TrialData:
+    """What a trial fits and is judged on for one shrinkage choice: the train and validation matrices and
+    the validation profiles."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    val_profiles: Profiles
+
+
 class _ExampleCache:
     """Feature matrices per shrinkage choice; the FeatureBase is shared, examples rebuilt only on a miss."""
 
@@ -146,14 +160,14 @@ class _ExampleCache:
         self._items: OrderedDict = OrderedDict()
         self._put((1.0,) * len(S.CHANNELS), first)
 
-    def _put(self, key: tuple, ex: examples.Examples) -> tuple:
-        item = (ex.train.X, ex.train.y, ex.validation.X, ex.validation.y, ex.validation.profiles)
+    def _put(self, key: tuple, ex: examples.Examples) -> TrialData:
+        item = TrialData(ex.train.X, ex.train.y, ex.validation.X, ex.validation.y, ex.validation.profiles)
         self._items[key] = item
         while len(self._items) > EXAMPLE_CACHE:
             self._items.popitem(last=False)
         return item
 
-    def get(self, scales: dict[str, float]) -> tuple:
+    def get(self, scales: dict[str, float]) -> TrialData:
         key = tuple(scales[c] for c in S.CHANNELS)
         if key in self._items:
             self._items.move_to_end(key)
@@ -204,6 +218,7 @@ def tune(
     data_dir: str | Path,
     trials: int,
     settings: Settings,
+    *,
     config_path: str | None = None,
     out_config: str | Path = "configs/tuned.yaml",
     study_name: str = "sendtime",
@@ -256,7 +271,7 @@ def tune(
     def judge(booster, profiles) -> float:
         """The gate's decision measure of a trial's model on the validation weeks."""
         if gt is not None:
-            return float(decision.model_capture(booster, profiles, gt, settings))
+            return float(capture.model_capture(booster, profiles, gt, settings))
         return decision.window_share(
             booster.predict, profiles, cache.held_out, settings.training.gate_window_hours
         )
@@ -272,7 +287,7 @@ def tune(
 
     def objective(trial: optuna.Trial) -> float:
         lgbm, scales = suggest(trial)
-        X_train, y_train, X_val, y_val, val_profiles = cache.get(scales)
+        trial_data = cache.get(scales)
         pruned = None
         with mlflow.start_run(
             run_name=f"{study_name}-trial-{trial.number}", nested=True, tags=registry.process_tags()
@@ -288,10 +303,10 @@ def tune(
             )
             try:
                 booster = model.fit(
-                    X_train,
-                    y_train,
-                    X_val,
-                    y_val,
+                    trial_data.X_train,
+                    trial_data.y_train,
+                    trial_data.X_val,
+                    trial_data.y_val,
                     settings.training,
                     params={**lgbm, "metric": PRUNING_METRIC},
                     callbacks=[LightGBMPruningCallback(trial, PRUNING_METRIC, valid_name=VALID_NAME)],
@@ -303,7 +318,7 @@ def tune(
                 value = float(booster.best_score[VALID_NAME][PRUNING_METRIC])
                 best_iteration = int(booster.best_iteration or booster.current_iteration())
                 trial.set_user_attr("best_iteration", best_iteration)
-                measured = judge(booster, val_profiles)
+                measured = judge(booster, trial_data.val_profiles)
                 if np.isfinite(measured):
                     trial.set_user_attr(measure, measured)
                     mlflow.log_metric(f"validation_{measure}", measured)
@@ -383,6 +398,7 @@ def run_tune(
     data: str | Path,
     trials: int,
     settings: Settings,
+    *,
     config_path: str | None = None,
     out_config: str | Path = "configs/tuned.yaml",
     study_name: str = "sendtime",

@@ -18,8 +18,10 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.features import local_time
+from sendtime.features.profiles import Profiles
+from sendtime.serving.allocation import allocate_sms_budget
+from sendtime.serving.feasibility import feasible_cells
 from sendtime.serving.predictor import Audience, Predictor
-from sendtime.serving.quiet_hours import load_rules, sms_allowed
 
 
 @dataclass
@@ -47,12 +49,8 @@ def true_values(gt: GroundTruth, hour_starts: pd.DatetimeIndex) -> np.ndarray:
 
 
 def feasible(predictor: Predictor, audience: Audience, hour_starts: pd.DatetimeIndex) -> np.ndarray:
-    allowed = sms_allowed(
-        hour_starts, audience.sms_zones, audience.state, load_rules(predictor.settings.policy)
-    )
-    mask = np.repeat(audience.has[:, :, None], len(hour_starts), axis=2)
-    mask[:, 1] &= allowed
-    return mask
+    """The scheduler's own feasibility (no fatigue guard: capture plans one send per person)."""
+    return feasible_cells(audience, hour_starts, predictor.settings.policy)
 
 
 def pick(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +63,6 @@ def pick(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pick_with_budget(values: np.ndarray, mask: np.ndarray, max_sms: int) -> tuple[np.ndarray, np.ndarray]:
-    from sendtime.serving.allocation import allocate_sms_budget
-
     v = np.where(mask, values, -np.inf)
     best_h = v.argmax(axis=2)  # [n, 2]
     best_v = np.take_along_axis(v, best_h[..., None], axis=2)[..., 0]
@@ -128,3 +124,19 @@ def audience_grids(
     audience = predictor.resolve(gt.people["email"].tolist(), gt.people["phone"].tolist())
     hour_starts = pd.date_range(window_start, periods=hours, freq="h")
     return audience, hour_starts, predictor.local_hours(audience, hour_starts)
+
+
+def model_capture(booster, profiles: Profiles, gt, settings, campaigns: int = 7) -> float:
+    """The model's capture (no SMS budget) over daily 24 h campaigns from the snapshot's instant on:
+    the `model_capture` that `report.capture_figures` reports, for any snapshot (the champion's own,
+    a validation split's)."""
+    predictor = Predictor(booster, profiles, settings)
+    totals = {"campaign": 0.0, "oracle": 0.0, "model": 0.0}
+    for day in range(campaigns):
+        start = profiles.as_of.ceil("D") + pd.Timedelta(days=day, hours=14)
+        audience, hour_starts, _ = audience_grids(predictor, gt, start, 24)
+        plans = {"model": predictor.score(audience, hour_starts)}
+        rep = capture_report(predictor, gt, start, 24, plans)
+        for key in totals:
+            totals[key] += rep[f"{key}_value"]
+    return (totals["model"] - totals["campaign"]) / max(totals["oracle"] - totals["campaign"], 1e-12)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -12,31 +11,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
-from sendtime.features.load import DataFolder, load_folder
+from sendtime.features.load import load_folder
 from sendtime.features.model_features import FEATURES
-from sendtime.features.prepare import FeatureBase, build_feature_base
-from sendtime.features.profiles import Profiles, build_profiles
-from sendtime.serving.predictor import Predictor
-from sendtime.training import (
-    baselines,
-    capture,
-    champion,
-    decision,
-    examples,
-    gate,
-    model,
-    plots,
-    registry,
-    split_design,
-)
+from sendtime.features.prepare import build_feature_base
+from sendtime.features.profiles import build_profiles
+from sendtime.training import baselines, decision, examples, gate, model, recipe, registry, split_design
+from sendtime.training.recipe import fingerprint
+from sendtime.workflows import capture, champion
+from sendtime.workflows.offline_report import log_plots, offline_report
 
 log = logging.getLogger(__name__)
-
-SMS_BUDGET_SHARE = 0.3  # capture is also reported with SMS allowed for at most this share of the audience
-CAPTURE_CAMPAIGNS = 7  # daily 24 h campaigns over the test week whose capture is reported
 
 
 @dataclass
@@ -52,103 +38,6 @@ class TrainResult:
     model_kind: str = "lightgbm"  # or "profile_only" (training/profile_only.py)
     design: str = ""  # the split design's one line (training/split_design.py)
     note: str = ""  # why a profile-only version was (not) promoted
-
-
-def fingerprint(data: DataFolder) -> dict:
-    ev = data.events
-    digest = hashlib.sha256()
-    digest.update(
-        pd.util.hash_pandas_object(ev[[S.TIMESTAMP, S.EVENT_TYPE]], index=False).to_numpy().tobytes()
-    )
-    return {
-        "events": len(ev),
-        "rejected": len(data.rejects),
-        "first_event": str(ev[S.TIMESTAMP].min()),
-        "last_event": str(ev[S.TIMESTAMP].max()),
-        "sha256": digest.hexdigest()[:16],
-        "subscribers_table": 0 if data.subscribers is None else len(data.subscribers),
-        "identity_links": 0 if data.links is None else len(data.links),
-    }
-
-
-def evaluate_split(booster, ex: examples.Examples, base: FeatureBase) -> tuple[dict, dict, dict]:
-    """Model and baselines on the test cells; baselines calibrated on the validation cells."""
-    test, val = ex.test, ex.validation
-    pred = booster.predict(test.X)
-    results = {"model": model.metrics(test.y, pred)}
-    curves = {"model": model.calibration_curve(test.y, pred)}
-    grids_val = baselines.baseline_grids(base, val.profiles.as_of)
-    grids_test = baselines.baseline_grids(base, test.profiles.as_of)
-    fitted = {}
-    for name in baselines.NAMES:
-        b = baselines.Baseline(name).fit(grids_val[name], val.profiles, val.cells)
-        p = b.predict(grids_test[name], test.profiles, test.cells)
-        results[name] = model.metrics(test.y, p)
-        curves[name] = model.calibration_curve(test.y, p)
-        fitted[name] = b
-    return results, curves, {"fitted": fitted, "grids_test": grids_test}
-
-
-def capture_figures(
-    booster,
-    ex: examples.Examples,
-    base: FeatureBase,
-    fitted: dict,
-    grids_test: dict,
-    gt: capture.GroundTruth,
-    settings: Settings,
-) -> dict[str, float]:
-    """Plans for daily 24 h campaigns over the test week: model vs baselines vs oracle.
-
-    One campaign's capture swings by about +-0.02 with the weekday it falls on, so the figure is the
-    share of the oracle's gain won over `CAPTURE_CAMPAIGNS` daily campaigns (ratio of the summed values).
-    """
-    predictor = Predictor(booster, ex.test.profiles, settings)
-    table = ex.test.profiles.table
-    rates = np.stack([table[f"{c}_click_rate"].to_numpy() for c in S.CHANNELS], axis=1)
-    labels = (("", None), (f"budget{round(100 * SMS_BUDGET_SHARE)}_", SMS_BUDGET_SHARE))
-    totals: dict[str, float] = {}
-    for day in range(CAPTURE_CAMPAIGNS):
-        start = ex.test.profiles.as_of.ceil("D") + pd.Timedelta(days=day, hours=14)
-        audience, hour_starts, how = capture.audience_grids(predictor, gt, start, 24)
-        plans = {"model": predictor.score(audience, hour_starts)}
-        for name, b in fitted.items():
-            grid = np.zeros((len(audience), 2, len(hour_starts)), dtype=np.float32)
-            for c in range(2):
-                rows = audience.rows[:, c]
-                known = rows >= 0
-                scores = grids_test[name][np.maximum(rows, 0), c][np.arange(len(rows))[:, None], how]
-                scores = np.where(known[:, None], scores, 0.0)  # no history: no hour preference
-                grid[:, c] = b.predict_grid(scores, rates[np.maximum(rows, 0), c][:, None])
-            plans[name] = grid
-        for label, share in labels:
-            rep = capture.capture_report(predictor, gt, start, 24, plans, sms_share=share)
-            for k, v in rep.items():
-                if k.endswith("_value"):
-                    totals[f"{label}{k}"] = totals.get(f"{label}{k}", 0.0) + v
-    out = dict(totals)
-    for label, _ in labels:
-        base, oracle = totals[f"{label}campaign_value"], totals[f"{label}oracle_value"]
-        for name in ["model", *fitted]:
-            out[f"{label}{name}_capture"] = (totals[f"{label}{name}_value"] - base) / max(
-                oracle - base, 1e-12
-            )
-    return out
-
-
-def offline_report(
-    booster, ex: examples.Examples, base: FeatureBase, gt: capture.GroundTruth | None, settings: Settings
-) -> tuple[dict, dict, dict[str, float]]:
-    """Test metrics of the model and every baseline, plus capture where there is ground truth.
-
-    Returns (per-method metrics, calibration curves, the flat metric dict logged to MLflow). Shared by
-    `sendtime train` and `sendtime evaluate`, so that both report exactly the same numbers.
-    """
-    results, curves, extra = evaluate_split(booster, ex, base)
-    flat = {f"{m}_{k}" if m != "model" else k: v for m, r in results.items() for k, v in r.items()}
-    if gt is not None:
-        flat.update(capture_figures(booster, ex, base, extra["fitted"], extra["grids_test"], gt, settings))
-    return results, curves, flat
 
 
 def train(
@@ -167,6 +56,7 @@ def train(
         echo(salt_warning)
     base = build_feature_base(data, settings, progress=progress)
     unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
+    run_inputs = recipe.RunInputs(str(Path(data_dir).resolve()), data, base, settings, config_path)
     echo(data.summary())
     registry.configure_mlflow(settings.training.experiment)
     for note in registry.recover_interrupted(settings.training.experiment):
@@ -178,7 +68,7 @@ def train(
     design = split_design.for_span(*base.span, settings.training)  # config values win; may raise
     echo(design.describe())
     if design.profile_only:
-        return _train_profile_only(data_dir, data, base, settings, design, config_path, design.describe(), t0)
+        return _train_profile_only(run_inputs, design, design.describe(), t0)
     try:
         ex = examples.build_examples(base, settings, progress=progress)
     except examples.TooFewExamples as exc:
@@ -186,7 +76,7 @@ def train(
             raise
         reason = f"{exc}: too few to train and test a model on this {design.span_days:.1f}-day export"
         echo(f"split design: {reason}; a profile-only decision maker is registered instead")
-        return _train_profile_only(data_dir, data, base, settings, design, config_path, reason, t0)
+        return _train_profile_only(run_inputs, design, reason, t0)
     echo(
         f"examples ({ex.kind}): train {len(ex.train.cells):,}, validation {len(ex.validation.cells):,}, "
         f"test {len(ex.test.cells):,}"
@@ -200,11 +90,13 @@ def train(
     )
     booster.best_iteration = early.best_iteration
     gt = capture.GroundTruth.load(data_dir)
-    results, curves, flat = offline_report(booster, ex, base, gt, settings)
+    offline = offline_report(booster, ex, base, gt, settings)
+    results, flat = offline.results, offline.metrics
 
     name = settings.training.registered_model
-    challenger, decision_name = challenger_figures(booster, ex, base, data, gt, flat, settings)
-    champ = scored_champion(name, ex, base, data, gt, settings, echo)
+    bench = champion.TestBench(ex, base, data, gt, settings)
+    challenger, decision_name = challenger_figures(booster, bench, flat)
+    champ = scored_champion(name, bench, echo)
     champ_loss = None if champ is None else champ.log_loss
 
     final = build_profiles(base, base.span[1] + pd.Timedelta(seconds=1), settings.profiles, ex.shrinkage)
@@ -215,8 +107,8 @@ def train(
         mlflow.log_params(
             {
                 "kind": ex.kind,
-                "config": config_path or "defaults",
-                "data": str(Path(data_dir).resolve()),
+                "config": run_inputs.config_path or "defaults",
+                "data": run_inputs.data_dir,
                 "best_iteration": booster.best_iteration,
                 **{f"lgbm_{k}": v for k, v in settings.training.lgbm.items()},
                 **{
@@ -254,7 +146,7 @@ def train(
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
-        log_plots(out, curves, results, flat, final, booster, gt is not None)
+        log_plots(out, offline, final, booster, gt is not None)
         final.save(out / registry.SNAPSHOT_ARTIFACT)
         mlflow.log_artifacts(str(out / registry.SNAPSHOT_ARTIFACT), registry.SNAPSHOT_ARTIFACT)
         version = registry.log_and_register(
@@ -268,8 +160,8 @@ def train(
                 "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
                 "data_span": json.dumps(list(final.data_span)),
                 "test_log_loss": f"{results['model']['log_loss']:.6f}",
-                champion.DATA_KIND_TAG: ex.kind,
-                champion.CHANNELS_TAG: json.dumps(dict(challenger.channel_events)),
+                recipe.DATA_KIND_TAG: ex.kind,
+                recipe.CHANNELS_TAG: json.dumps(dict(challenger.channel_events)),
             },
         )
         verdict = judge(challenger, results, champ, settings, decision_name)
@@ -295,16 +187,14 @@ def train(
 
 
 def _train_profile_only(
-    data_dir, data: DataFolder, base: FeatureBase, settings: Settings, design, config_path, reason: str, t0
+    run_inputs: recipe.RunInputs, design: split_design.SplitDesign, reason: str, t0: float
 ) -> TrainResult:
     """Data too short for a model: register the profile-only decision maker (training/profile_only_run.py)."""
     import mlflow
 
     from sendtime.training import profile_only_run
 
-    res = profile_only_run.train(
-        str(Path(data_dir).resolve()), data, base, settings, design, fingerprint(data), config_path, reason
-    )
+    res = profile_only_run.train(run_inputs, design, reason)
     with mlflow.start_run(run_id=res.run_id):
         mlflow.log_metric("train_seconds", time.perf_counter() - t0)
     return TrainResult(
@@ -318,12 +208,11 @@ def _train_profile_only(
     )
 
 
-def challenger_figures(
-    booster, ex: examples.Examples, base: FeatureBase, data: DataFolder, gt, flat: dict, settings: Settings
-) -> tuple[gate.Figures, str]:
+def challenger_figures(booster, bench: champion.TestBench, flat: dict) -> tuple[gate.Figures, str]:
     """The new model's figures for the gate: its decision measure is capture where the folder has ground
     truth, else the held-out engagement share inside its chosen windows (`training.decision`)."""
-    if gt is not None:
+    ex, base, settings = bench.ex, bench.base, bench.settings
+    if bench.gt is not None:
         value, name = flat.get("model_capture"), "capture"
     else:
         held = champion.engagements_in_test(base, ex)
@@ -335,21 +224,19 @@ def challenger_figures(
         kind=ex.kind,
         log_loss=flat.get("log_loss"),
         decision=None if value is None or not np.isfinite(value) else float(value),
-        channel_events=champion.channel_events(base),
-        reject_share=champion.reject_share(data),
+        channel_events=recipe.channel_events(base),
+        reject_share=recipe.reject_share(bench.data),
     )
     return figures, name
 
 
-def scored_champion(
-    name: str, ex: examples.Examples, base: FeatureBase, data: DataFolder, gt, settings: Settings, echo
-) -> champion.ChampionScore | None:
+def scored_champion(name: str, bench: champion.TestBench, echo) -> champion.ChampionScore | None:
     """The current champion scored with its own recipe on this run's test cells (None: no champion)."""
     version = registry.champion_version(name)
     if version is None:
         return None
     try:
-        score = champion.score_champion(name, version, ex, base, data, gt, settings)
+        score = champion.score_champion(name, version, bench)
     except Exception as exc:  # an incompatible old champion must not block training
         echo(f"warning: could not score champion v{version} on this test set ({exc}); treating as absent")
         return None
@@ -377,37 +264,3 @@ def judge(
     return gate.decide(
         challenger, best_baseline, incumbent, gate.Rules.from_settings(settings.training, decision_name)
     )
-
-
-def log_plots(
-    out: Path, curves: dict, results: dict, flat: dict, final: Profiles, booster, has_gt: bool
-) -> None:
-    import mlflow
-
-    figs = out / "plots"
-    plots.calibration(curves, figs / "calibration.png")
-    plots.bars(
-        {k: v["log_loss"] for k, v in results.items()},
-        figs / "log_loss.png",
-        "Test log loss (lower is better)",
-        "log loss",
-    )
-    if has_gt:
-        caps = {
-            k[: -len("_capture")]: v
-            for k, v in flat.items()
-            if k.endswith("_capture") and not k.startswith("budget")
-        }
-        plots.bars(
-            caps,
-            figs / "capture.png",
-            "Capture of the oracle's gain over campaign time (7 daily 24 h campaigns)",
-            "capture",
-        )
-    pop = {"population": final.population_response}
-    weights = final.table["email_engagements"].to_numpy() + final.table["sms_engagements"].to_numpy()
-    for i in np.argsort(-weights)[:3]:
-        pop[f"subscriber {str(final.table[S.SUBSCRIBER_ID].iloc[i])[:8]}"] = final.response[i]
-    plots.heatmaps(pop, figs / "hour_of_week.png", "Response by local hour-of-week (population and examples)")
-    plots.importance(FEATURES, booster.feature_importance("gain"), figs / "feature_importance.png")
-    mlflow.log_artifacts(str(figs), "plots")
