@@ -304,7 +304,7 @@ def report(
         import mlflow
 
         with mlflow.start_run(run_id=result.run_id):
-            mlflow.log_artifact(str(result.markdown))
+            mlflow.log_artifact(str(result.markdown), artifact_path=REPORT_TAG)
     for line in summary_lines(result):
         echo(line)
     return result
