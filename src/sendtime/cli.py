@@ -164,6 +164,21 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from sendtime.workflows.report import run_report
+
+    return run_report(
+        args.plan,
+        args.data,
+        _settings(args),
+        out=args.out,
+        version=args.version,
+        campaign=args.campaign_time,
+        export_end=args.export_end,
+        seed=args.seed,
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from sendtime.serving.api import predict_once
 
@@ -259,6 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["local", "spark"], default="local")
     p.add_argument("--config")
     p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser(
+        "report", help="what a sent plan achieved: lift over the holdout, off-policy values, calibration"
+    )
+    p.add_argument("--plan", required=True, help="the plan `sendtime schedule` wrote (.csv or .parquet)")
+    p.add_argument("--data", required=True, help="export folder with the events that followed the plan")
+    p.add_argument("--out", help="folder for report.md, figures and tables (default: PLAN-report beside it)")
+    p.add_argument("--version", help="model version that made the plan (default: the champion; see README)")
+    p.add_argument("--campaign-time", help="the campaign's plain send time (default: the holdout's)")
+    p.add_argument("--export-end", help="when the export was taken (default: its last event)")
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0, help="bootstrap seed")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="answer one prediction request (JSON) exactly as the HTTP API does")
     p.add_argument("--request", help="JSON file (default: standard input)")
