@@ -35,7 +35,8 @@ from sendtime.serving.followup import FOLLOWUP_GAIN, FOLLOWUP_SEND, plan_followu
 from sendtime.schema import CHANNELS, EMAIL, SMS
 
 if TYPE_CHECKING:
-    from sendtime.serving.predictor import Audience, Predictor
+    from sendtime.serving.contacts import Audience
+    from sendtime.serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
 

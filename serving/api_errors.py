@@ -23,7 +23,7 @@ from sendtime.configs.settings import Settings
 from sendtime.schema import CHANNELS, EMAIL
 
 if TYPE_CHECKING:
-    from sendtime.serving.predictor import Audience
+    from sendtime.serving.contacts import Audience
 
 OK = 200
 BAD_JSON = 400

@@ -18,7 +18,8 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.features import local_time
-from sendtime.serving.predictor import Audience, Predictor
+from sendtime.serving.contacts import Audience
+from sendtime.serving.predictor import Predictor
 from sendtime.serving.quiet_hours import load_rules, sms_allowed
 
 

@@ -388,9 +388,11 @@ def test_predict_once_without_a_champion_is_503(tmp_path, monkeypatch):
 @pytest.mark.integration
 def test_latency_memos_give_exactly_the_vectorised_numbers(served, monkeypatch):
     """Memoised contacts, memoised timezone grids and one-thread predictions change no number."""
+    import sendtime.serving.contacts as contacts_module
     import sendtime.serving.predictor as module
     from sendtime.features import local_time
-    from sendtime.serving.predictor import Audience, Predictor
+    from sendtime.serving.contacts import Audience
+    from sendtime.serving.predictor import Predictor
 
     predictor, settings, known = served
     rng = np.random.default_rng(5)
@@ -416,7 +418,7 @@ def test_latency_memos_give_exactly_the_vectorised_numbers(served, monkeypatch):
     fast.resolve(emails[:50], phones[:50])  # half warm, half cold memo
     got = fast.resolve(emails, phones)
     got_scores = fast.score(got, hours)
-    monkeypatch.setattr(module, "SMALL_AUDIENCE", -1)  # every call takes the plain vectorised path
+    monkeypatch.setattr(contacts_module, "SMALL_AUDIENCE", -1)  # every call takes the plain vectorised path
     monkeypatch.setattr(module, "PARALLEL_ROWS", 0)  # and predicts on the configured threads
     plain = Predictor(predictor.booster, predictor.profiles, settings, predictor.model_version)
     want = plain.resolve(emails, phones)

@@ -13,7 +13,7 @@ import pytest
 from sendtime.configs.settings import PolicySettings, load_settings
 from sendtime.serving.allocation import greedy_first_come
 from sendtime.serving.policy import decide
-from sendtime.serving.predictor import Audience
+from sendtime.serving.contacts import Audience
 from sendtime.serving.quiet_hours import load_rules, sms_allowed
 from sendtime.serving.schedule import (
     PLAN_COLUMNS,

@@ -12,7 +12,8 @@ import pytest
 
 from sendtime.configs.settings import load_settings
 from sendtime.serving import top_hours
-from sendtime.serving.predictor import Audience, _top_cells
+from sendtime.serving.contacts import Audience
+from sendtime.serving.predictor import _top_cells
 from sendtime.serving.schedule import parse_window, schedule_frame
 from sendtime.serving.top_hours import LazyScores, scoring_groups
 
