@@ -111,7 +111,7 @@ def answer(
     wanted = np.array([request.channels is None or c in request.channels for c in CHANNELS])
     eligible = policy.eligibility(audience.has[:, 0], audience.has[:, 1], request.channels)
     scores = predictor.score(audience, hours, channels=eligible)
-    allowed = sms_allowed(hours, audience.sms_zones, audience.state, _rules(settings))
+    allowed = quiet_hours.sms_allowed(hours, audience.sms_zones, audience.state, _rules(settings))
     feasible = policy.feasible_mask(eligible, allowed, hours, _last_sent(subs), settings.policy)
     d = policy.decide(
         scores, feasible, settings.policy, rng, base_reasons=audience.base_reasons(), eligible=eligible
@@ -172,52 +172,6 @@ def _rules(settings: Settings) -> quiet_hours.QuietHourRules:
     return quiet_hours.load_rules(settings.policy)
 
 
-# Memos of pure functions of (window, timezone, state): an API request mostly repeats the last one's
-# window and the same few timezones, and these rows cost a tz_convert each. Exact, bounded, thread-safe.
-_MEMO_LIMIT = 20_000
-_SMALL = 5_000
-_allowed_memo: dict[int, tuple[object, dict]] = {}
-
-
-def _window_key(hours: pd.DatetimeIndex) -> tuple[str, bytes]:
-    return str(hours.dtype), hours.asi8.tobytes()
-
-
-def sms_allowed(
-    hours: pd.DatetimeIndex, timezones: np.ndarray, states: np.ndarray, rules: quiet_hours.QuietHourRules
-) -> np.ndarray:
-    """`quiet_hours.sms_allowed`, memoised per (window, timezone, state): each row depends on nothing else."""
-    if len(timezones) > _SMALL:
-        return quiet_hours.sms_allowed(hours, timezones, states, rules)
-    # one memo per rules table; holding the table keeps its id from being reused by another one
-    ruleset = _allowed_memo.get(id(rules.state_windows))
-    if ruleset is None:
-        if len(_allowed_memo) > 8:
-            _allowed_memo.clear()
-        ruleset = _allowed_memo[id(rules.state_windows)] = (rules.state_windows, {})
-    memo = ruleset[1]
-    window = (*_window_key(hours), rules.federal_start, rules.federal_end)
-    pairs = list(
-        zip(
-            np.asarray(timezones, dtype=object).tolist(),
-            np.asarray(states, dtype=object).tolist(),
-            strict=True,
-        )
-    )
-    found = {pair: memo.get((window, pair)) for pair in pairs}
-    todo = [pair for pair, row in found.items() if row is None]
-    if todo:
-        zones, places = (np.array(column, dtype=object) for column in zip(*todo, strict=True))
-        rows = quiet_hours.sms_allowed(hours, zones, places, rules)
-        if len(memo) + len(todo) > _MEMO_LIMIT:
-            memo.clear()
-        for pair, row in zip(todo, rows, strict=True):
-            found[pair] = memo[(window, pair)] = row
-    position = {pair: k for k, pair in enumerate(found)}
-    table = np.stack(list(found.values())) if found else np.zeros((0, len(hours)), dtype=bool)
-    return table[[position[pair] for pair in pairs]]
-
-
 def followup(request: FollowupRequest, predictor: Predictor, settings: Settings) -> FollowupResponse:
     """Should an SMS follow this e-mail, and when?
 
@@ -246,7 +200,7 @@ def followup(request: FollowupRequest, predictor: Predictor, settings: Settings)
     k = int(pol.followup_min_hours)
     email_expected = float(scores[0, 0, 0]) * (float(survival[k]) if k < len(survival) else 0.0)
 
-    allowed = sms_allowed(hours, audience.sms_zones, audience.state, _rules(settings))
+    allowed = quiet_hours.sms_allowed(hours, audience.sms_zones, audience.state, _rules(settings))
     plan = plan_followups(
         email_sent_at=np.array([sent.tz_localize(None).to_datetime64()]),
         engaged=np.array([request.engaged]),
