@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -85,6 +86,18 @@ def _optout_reasons(table: pd.DataFrame, opted: np.ndarray) -> np.ndarray:
     return out
 
 
+class ContactColumns(NamedTuple):
+    """Per contact on one channel (0 e-mail, 1 phone): what `ContactIndex` finds; arrays of length n."""
+
+    given: np.ndarray  # bool: a contact was given (not None, NaN or blank)
+    valid: np.ndarray  # bool: it normalises (a plausible address, a parseable number)
+    own: np.ndarray  # int64: its own profile row, -1 when the snapshot does not know it
+    new_id: np.ndarray  # object: the subscriber id a new person gets from it (None when invalid)
+    zone: np.ndarray  # object: phones: the number's timezone (else None)
+    state: np.ndarray  # object: phones: its US state (else None)
+    zones: np.ndarray  # object: phones: every zone it may be in, `local_time.phone_zone_sets` (else None)
+
+
 class ContactIndex:
     """A profile snapshot's address index: resolves (email, phone[, timezone]) rows to an `Audience`."""
 
@@ -138,7 +151,7 @@ class ContactIndex:
             email, phone = self._contacts_in_bulk(list(emails), list(phones))
         else:
             email, phone = self._contacts(0, emails), self._contacts(1, phones)
-        given, valid, own = (np.stack([email[k], phone[k]], axis=1) for k in range(3))
+        given, valid, own = (np.stack(pair, axis=1) for pair in zip(email[:3], phone[:3], strict=True))
         rows = np.where(own >= 0, own, own[:, ::-1])  # a channel never seen borrows the linked profile
         opted = np.where(own >= 0, self._opted[np.maximum(own, 0), np.arange(2)[None, :]], False)
         optout_reason = np.where(opted, self._optout_reason[np.maximum(own, 0), np.arange(2)[None, :]], "")
@@ -148,11 +161,11 @@ class ContactIndex:
         known = person >= 0
         subscriber_id[known] = self._ids[person[known]]
         new_ids = np.where(
-            valid[:, 0], email[3], phone[3]
-        )  # a new person's id: hash of the e-mail, else the phone
+            valid[:, 0], email.new_id, phone.new_id
+        )  # a new person's: the e-mail's, else the phone's
         subscriber_id[~known] = np.where(valid[~known].any(axis=1), new_ids[~known], None)
 
-        phone_tz = phone[4]
+        phone_tz = phone.zone
         declared, bad_zone = local_time.declared_zones(timezones, n)
         timezone = np.where(known, self._zone[np.maximum(person, 0)], None)
         tz_source = np.where(known, self._zone_source[np.maximum(person, 0)], None)
@@ -166,8 +179,8 @@ class ContactIndex:
         default = self.settings.data.default_timezone
         tz_source = np.where(pd.isna(timezone), "default", tz_source)
         timezone = np.where(pd.isna(timezone), default, timezone)
-        state = phone[5]
-        sms_zones = self._sms_zones(rows, timezone, tz_source, declared, phone[6], bad_zone)
+        state = phone.state
+        sms_zones = self._sms_zones(rows, timezone, tz_source, declared, phone.zones, bad_zone)
 
         pattern = np.empty((n, 2), dtype=object)
         cohort = self._cohort_index(cohort_keys(timezone, tz_source))
@@ -207,7 +220,7 @@ class ContactIndex:
         zones = np.where(pd.isna(zones), timezone, zones)
         return np.where(bad_zone, None, zones).astype(object)
 
-    def _contacts(self, c: int, values: Sequence) -> list[np.ndarray]:
+    def _contacts(self, c: int, values: Sequence) -> ContactColumns:
         """`_contact_columns` for channel c, memoised per distinct contact for calls of up to SMALL_AUDIENCE.
 
         Each contact's result depends on nothing but the contact (and this snapshot, salt and
@@ -233,9 +246,11 @@ class ContactIndex:
             for k, row in zip(todo, zip(*columns, strict=True), strict=True):
                 found[k] = memo[k] = row
         rows = [found[k] for k in keys]
-        return [np.array([r[j] for r in rows], dtype=dtype) for j, dtype in enumerate(_CONTACT_DTYPES)]
+        return ContactColumns(
+            *(np.array([r[j] for r in rows], dtype=t) for j, t in enumerate(_CONTACT_DTYPES))
+        )
 
-    def _contacts_in_bulk(self, emails: list, phones_: list) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _contacts_in_bulk(self, emails: list, phones_: list) -> tuple[ContactColumns, ContactColumns]:
         """Both channels' `_contact_columns`, on every core for large audiences.
 
         A contact's columns depend on nothing but the contact, so chunks of both columns are resolved in
@@ -260,26 +275,24 @@ class ContactIndex:
         out = []
         for c in (0, 1):
             mine = [part for (channel, _), part in zip(jobs, parts, strict=True) if channel == c]
-            columns = [np.concatenate([m[0][j] for m in mine]) for j in range(len(_CONTACT_DTYPES))]
+            columns = ContactColumns(
+                *(np.concatenate(parts) for parts in zip(*(m[0] for m in mine), strict=True))
+            )
             if c == 1:
                 norm = pd.concat([m[1] for m in mine], ignore_index=True)
                 parsed = {k: v for m in mine for k, v in m[2].items()}
-                columns[4] = phones.zones_for_e164(norm, parsed).to_numpy(dtype=object)
-                columns[6] = local_time.phone_zone_sets(norm, columns[4]).to_numpy(dtype=object)
+                columns = _with_zones(columns, norm, parsed)
             out.append(columns)
         return out[0], out[1]
 
-    def _contact_columns(self, c: int, values: list) -> list[np.ndarray]:
-        """Per contact on channel c (0 e-mail, 1 phone), vectorised: given, valid, own profile row (-1: none),
-        the id a new person gets from it, and for phones the number's timezone, US state and every zone
-        it may be in (`local_time.phone_zone_sets`) (else None)."""
+    def _contact_columns(self, c: int, values: list) -> ContactColumns:
+        """`ContactColumns` of channel c's contacts, vectorised."""
         columns, norm, parsed = self._columns(c, values)
-        if c == 1:
-            columns[4] = phones.zones_for_e164(norm, parsed).to_numpy(dtype=object)
-            columns[6] = local_time.phone_zone_sets(norm, columns[4]).to_numpy(dtype=object)
-        return columns
+        return _with_zones(columns, norm, parsed) if c == 1 else columns
 
-    def _columns(self, c: int, values: list, workers: int | None = None) -> tuple[list, pd.Series, dict]:
+    def _columns(
+        self, c: int, values: list, workers: int | None = None
+    ) -> tuple[ContactColumns, pd.Series, dict]:
         """`_contact_columns` without the phones' timezones, plus what they are made from: the normalised
         contacts and the zones of the numbers parsed (E.164 -> zone)."""
         name = S.CHANNELS[c]
@@ -301,7 +314,7 @@ class ContactIndex:
         zone = state = zones = np.full(len(values), None, dtype=object)
         if c == 1:
             state = state_for_phones(norm).to_numpy(dtype=object)
-        return [given, valid, own, new_id, zone, state, zones], norm, parsed
+        return ContactColumns(given, valid, own, new_id, zone, state, zones), norm, parsed
 
     def _phones(
         self, raw: pd.Series, salt: str, workers: int | None = None
@@ -348,7 +361,7 @@ class ContactIndex:
 _FORKED: dict = {}  # the index whose contacts forked workers resolve (set only while they run)
 
 
-def _columns_job(job: tuple[int, list]) -> tuple[list, pd.Series | None, dict]:
+def _columns_job(job: tuple[int, list]) -> tuple[ContactColumns, pd.Series | None, dict]:
     """In a forked worker: `ContactIndex._columns` of one chunk, parsing in this worker only (the normalised
     e-mails stay here: only the phones' are needed back, for their timezones)."""
     channel, values = job
@@ -361,7 +374,14 @@ def _given(values: Sequence[str | None]) -> np.ndarray:
     return (s.notna() & (s.astype(str).str.strip() != "") & (s.astype(str).str.lower() != "nan")).to_numpy()
 
 
-_CONTACT_DTYPES = (bool, bool, np.int64, object, object, object, object)  # ContactIndex._contact_columns
+_CONTACT_DTYPES = (bool, bool, np.int64, object, object, object, object)  # of ContactColumns' fields
+
+
+def _with_zones(columns: ContactColumns, norm: pd.Series, parsed: dict) -> ContactColumns:
+    """Phones: the number's timezone and every zone it may be in, from the normalised numbers and the
+    zones their parses gave (a column-wide rule: see `phones.zones_for_e164`)."""
+    zone = phones.zones_for_e164(norm, parsed).to_numpy(dtype=object)
+    return columns._replace(zone=zone, zones=local_time.phone_zone_sets(norm, zone).to_numpy(dtype=object))
 
 
 def _contact_key(value: object) -> tuple | None:
