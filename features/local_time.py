@@ -9,6 +9,8 @@ profile of the same person, the activity pattern, and lastly the configured defa
 from __future__ import annotations
 
 import functools
+import math
+import time
 import zoneinfo
 from importlib import resources
 
@@ -191,6 +193,52 @@ def candidate_hours(start_utc: pd.Timestamp, end_utc: pd.Timestamp) -> pd.Dateti
     if first >= end:  # date_range would still return `first` when it equals `end`
         return pd.DatetimeIndex([], dtype="datetime64[ns, UTC]", freq="h")
     return pd.date_range(first, end, freq="h", inclusive="left")
+
+
+# --- the API's windows: memoised, since requests mostly share a window and a date_range or strftime
+# costs as much as a small answer's policy
+UTC_STAMP = "%Y-%m-%dT%H:%M:%SZ"  # how answers write an instant
+_stamp_memo: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def window_hours(start=None, end=None, now: pd.Timestamp | None = None) -> pd.DatetimeIndex:
+    """`candidate_hours` of [start, end); no window: the next 24 hours from the next clock hour after
+    `now` (default: the clock, without building a Timestamp per request)."""
+    if start is not None and end is not None:
+        return _window_hours(start, end)
+    if now is None:
+        return _next_day(math.ceil(time.time() / 3600))
+    first = now.ceil("h")
+    return _window_hours(first, first + pd.Timedelta(hours=24))
+
+
+@functools.lru_cache(maxsize=4)
+def _next_day(hour: int) -> pd.DatetimeIndex:
+    first = pd.Timestamp(hour * 3600, unit="s", tz="UTC")
+    return _window_hours(first, first + pd.Timedelta(hours=24))
+
+
+@functools.lru_cache(maxsize=256)
+def _window_hours(start, end) -> pd.DatetimeIndex:
+    return candidate_hours(pd.Timestamp(start), pd.Timestamp(end))
+
+
+def utc_stamp(ts) -> str:
+    return pd.Timestamp(ts).tz_convert("UTC").strftime(UTC_STAMP)
+
+
+def hour_stamps(hours: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """ISO texts of each hour's start and end (object arrays), memoised per window."""
+    key = (str(hours.dtype), hours.asi8.tobytes())
+    found = _stamp_memo.get(key)
+    if found is None:
+        if len(_stamp_memo) > 64:
+            _stamp_memo.clear()
+        found = _stamp_memo[key] = (
+            np.asarray(hours.strftime(UTC_STAMP), dtype=object),
+            np.asarray((hours + pd.Timedelta(hours=1)).strftime(UTC_STAMP), dtype=object),
+        )
+    return found
 
 
 def local_hour_of_week_grid(hour_starts: pd.DatetimeIndex, timezones: np.ndarray) -> np.ndarray:

@@ -157,7 +157,51 @@ def utc_instants(values: np.ndarray) -> np.ndarray:
     return flat.tz_localize(None).values.astype("datetime64[ns]").reshape(array.shape)
 
 
+MEMO_SMALL = 5_000  # calls of up to this many rows are memoised
+MEMO_LIMIT = 20_000  # memoised rows per rules table before the memo starts over
+_allowed_memo: dict[int, tuple[object, dict]] = {}
+
+
 def sms_allowed(
+    hour_starts: pd.DatetimeIndex, timezones: np.ndarray, states: np.ndarray, rules: QuietHourRules
+) -> np.ndarray:
+    """bool [n, H]: may an SMS go out to subscriber i at hour start j? (`_sms_allowed`)
+
+    Small calls (the API's) are memoised per (window, zones, state): each row depends on nothing else,
+    and a request mostly repeats the last one's window and a few zones, whose rows cost a tz_convert
+    each. Exact, bounded and thread-safe; large calls (batch plans) compute directly.
+    """
+    zones, places = np.asarray(timezones, dtype=object), np.asarray(states, dtype=object)
+    if len(zones) > MEMO_SMALL or zones.ndim != 1 or places.shape != zones.shape:
+        return _sms_allowed(hour_starts, timezones, states, rules)
+    hours = pd.DatetimeIndex(hour_starts)
+    # one memo per rules table; holding the table keeps its id from being reused by another one
+    ruleset = _allowed_memo.get(id(rules.state_windows))
+    if ruleset is None:
+        if len(_allowed_memo) > 8:
+            _allowed_memo.clear()
+        ruleset = _allowed_memo[id(rules.state_windows)] = (rules.state_windows, {})
+    memo = ruleset[1]
+    window = (str(hours.dtype), hours.asi8.tobytes(), rules.federal_start, rules.federal_end)
+    pairs = list(zip(zones.tolist(), places.tolist(), strict=True))
+    try:
+        found = {pair: memo.get((window, pair)) for pair in pairs}
+    except TypeError:  # an unhashable value: compute without the memo
+        return _sms_allowed(hour_starts, timezones, states, rules)
+    todo = [pair for pair, row in found.items() if row is None]
+    if todo:
+        todo_zones, todo_places = (np.array(column, dtype=object) for column in zip(*todo, strict=True))
+        rows = _sms_allowed(hours, todo_zones, todo_places, rules)
+        if len(memo) + len(todo) > MEMO_LIMIT:
+            memo.clear()
+        for pair, row in zip(todo, rows, strict=True):
+            found[pair] = memo[(window, pair)] = row
+    position = {pair: k for k, pair in enumerate(found)}
+    table = np.stack(list(found.values())) if found else np.zeros((0, len(hours)), dtype=bool)
+    return table[[position[pair] for pair in pairs]]
+
+
+def _sms_allowed(
     hour_starts: pd.DatetimeIndex, timezones: np.ndarray, states: np.ndarray, rules: QuietHourRules
 ) -> np.ndarray:
     """bool [n, H]: may an SMS go out to subscriber i at hour start j?

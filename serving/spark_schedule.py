@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
     from pyspark.sql import SparkSession
 
-    from sendtime.serving.predictor import Audience, Predictor
+    from sendtime.serving.contacts import Audience
+    from sendtime.serving.predictor import Predictor
 
 ENGINE = "spark"
 SPARK_STAGE = "resolve + score (spark)"
@@ -264,7 +265,7 @@ def score_spark(
 ) -> tuple[Audience, np.ndarray, int]:
     """Resolve and score every audience row on the executors: (Audience, scores [n, 2, H], distinct
     scoring inputs summed over the batches), in audience order."""
-    from sendtime.serving.predictor import Audience
+    from sendtime.serving.contacts import Audience
 
     n = len(frame)
     columns, encoding, types = {"row": np.arange(n, dtype=np.int64)}, {}, ["row long"]

@@ -10,7 +10,7 @@ import pytest
 
 from sendtime import forking
 from sendtime.features import identity, local_time, phones
-from sendtime.serving import predictor as predictor_module
+from sendtime.serving import contacts as contacts_module
 from sendtime.serving.planner import load_predictor
 
 pytestmark = pytest.mark.integration
@@ -36,14 +36,14 @@ def test_phones_resolve_as_the_plain_path(predictor, small_world, monkeypatch, p
     raw = pd.Series([*known, *national, *new, *odd, *known[:5], *new[:5]], dtype=object)
     salt = predictor.settings.salt()
 
-    given, valid, own, new_id, zone, state, zones = predictor._contact_columns(
+    given, valid, own, new_id, zone, state, zones = predictor.contacts._contact_columns(
         1, raw.where(raw.notna(), None).tolist()
     )
     expected = identity.normalise_phones(raw, predictor.settings.data.default_region)
     np.testing.assert_array_equal(valid, expected.notna().to_numpy())
     hashed = identity.hash_values(expected, salt).fillna("").to_numpy()
     np.testing.assert_array_equal(
-        own, predictor._row_of_hash["sms"].reindex(hashed).fillna(-1).to_numpy(np.int64)
+        own, predictor.contacts._row_of_hash["sms"].reindex(hashed).fillna(-1).to_numpy(np.int64)
     )
     assert _text(new_id) == _text(identity.hash_values(("sms:" + expected).astype(object), salt))
     assert _text(zone) == _text(local_time.timezones_from_phones(expected))
@@ -63,10 +63,10 @@ def test_large_audiences_resolve_in_workers_as_in_one_process(predictor, small_w
            rng.integers(100, 1000, 300), rng.integers(0, 10_000, 300), strict=True)]  # fmt: skip
     phones_ = [*people["phone"].head(200), *new, None, "12", "(212) 555-0123"]
     emails = [*people["email"].head(200), *(f"n{i}@example.com" for i in range(300)), None, "x@", " A@B.com "]
-    one = predictor._contact_columns(0, emails), predictor._contact_columns(1, phones_)
-    monkeypatch.setattr(predictor_module, "PARALLEL_CONTACTS", 2)
+    one = predictor.contacts._contact_columns(0, emails), predictor.contacts._contact_columns(1, phones_)
+    monkeypatch.setattr(contacts_module, "PARALLEL_CONTACTS", 2)
     monkeypatch.setattr(forking, "can_fork", lambda: True)
-    many = predictor._contacts_in_bulk(emails, phones_)
+    many = predictor.contacts._contacts_in_bulk(emails, phones_)
     for a, b in zip(one, many, strict=True):
         for x, y in zip(a, b, strict=True):
             assert _text(x) == _text(y)

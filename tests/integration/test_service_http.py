@@ -130,6 +130,36 @@ def test_probes_and_model_metadata(server, client, trained_champion):
     assert len(meta["data_span"]) == 2 and meta["profiles_as_of"]
 
 
+def test_openapi_documents_the_request_bodies_and_the_api_key(server):
+    doc = httpx.get(f"{server}/openapi.json").json()  # the document itself needs no key
+    schemas = doc["components"]["schemas"]
+
+    def body_schema(path: str) -> dict:
+        operation = doc["paths"][path]["post"]
+        assert operation["requestBody"]["required"] is True
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.startswith("#/components/schemas/")
+        return schemas[ref.rsplit("/", 1)[1]]
+
+    predict = body_schema("/predict")
+    assert predict["required"] == ["subscribers"]
+    assert set(predict["properties"]) == {"subscribers", "window", "channels", "include_scores"}
+    followup = body_schema("/followup")
+    assert set(followup["required"]) == {"subscriber", "email_sent_at"}
+    assert {"subscriber", "email_sent_at", "engaged"} <= set(followup["properties"])
+    refs = json.dumps(doc).split('"$ref": "#/components/schemas/')[1:]
+    assert all(r.split('"', 1)[0] in schemas for r in refs)  # every reference resolves
+
+    schemes = doc["components"]["securitySchemes"]
+    header = [s for s in schemes.values() if s["type"] == "apiKey"]
+    assert header == [{**header[0], "in": "header", "name": "X-API-Key"}]
+    assert any(s["type"] == "http" and s["scheme"] == "bearer" for s in schemes.values())
+    for path, method in (("/predict", "post"), ("/followup", "post"), ("/model", "get"), ("/reload", "post")):
+        operation = doc["paths"][path][method]
+        assert {name for option in operation["security"] for name in option} == set(schemes)
+        assert "401" in operation["responses"]
+
+
 def test_known_subscribers_get_sends_inside_the_window_and_quiet_hours(
     client, people, predictor, test_settings
 ):

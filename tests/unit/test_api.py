@@ -1,4 +1,4 @@
-"""The prediction API's requests and answers (sendtime.serving.api), in process.
+"""The prediction API's requests and answers (sendtime.serving.api and its models and errors), in process.
 
 Validation needs no model: every refused request gets a 4xx whose message names the field. Answers need
 the session's trained champion (marked `integration`): defaults, score lengths, the JSON shape, follow-up
@@ -16,16 +16,17 @@ import pandas as pd
 import pytest
 
 from sendtime.configs.settings import load_settings
-from sendtime.serving import api
+from sendtime.features import local_time
+from sendtime.serving import api, api_errors, api_models
 
 WINDOW = {"start": "2026-11-03T05:00:00Z", "end": "2026-11-04T05:00:00Z"}
 TEXAS = "+12145550123"
 
 
-def _refused(body, settings=None) -> api.RequestError:
+def _refused(body, settings=None) -> api_errors.RequestError:
     text = body if isinstance(body, str) else json.dumps(body)
-    with pytest.raises(api.RequestError) as caught:
-        api.parse(text, api.PredictRequest, settings or load_settings())
+    with pytest.raises(api_errors.RequestError) as caught:
+        api_errors.parse(text, api_models.PredictRequest, settings or load_settings())
     return caught.value
 
 
@@ -60,7 +61,7 @@ def _one(**fields) -> dict:
 )  # fmt: skip
 def test_invalid_requests_get_422_naming_the_field(body, field, words):
     error = _refused(body)
-    assert error.status == api.INVALID
+    assert error.status == api_errors.INVALID
     assert any(d["field"] == field and words in d["message"] for d in error.details), error.details
     assert error.message.startswith(f"{field}: ") or f"; {field}: " in error.message
     assert error.body() == {"error": error.message, "details": error.details}
@@ -86,15 +87,15 @@ def test_too_many_subscribers_is_refused_before_reading_them():
 @pytest.mark.parametrize("text", ["", "   ", "{nope", '{"subscribers": [}'])
 def test_a_body_that_is_not_json_gets_400(text):
     error = _refused(text)
-    assert error.status == api.BAD_JSON
+    assert error.status == api_errors.BAD_JSON
     assert error.message.startswith("body: ")
     assert error.details[0]["field"] == "body"
 
 
 def test_a_good_request_is_read_with_its_defaults():
-    request = api.parse(json.dumps(_one()), api.PredictRequest, load_settings())
+    request = api_errors.parse(json.dumps(_one()), api_models.PredictRequest, load_settings())
     assert request.window is None and request.channels is None and request.include_scores is False
-    request = api.parse(
+    request = api_errors.parse(
         json.dumps(
             {
                 "subscribers": [
@@ -104,36 +105,36 @@ def test_a_good_request_is_read_with_its_defaults():
                 "channels": ["SMS", " email"],
             }
         ),
-        api.PredictRequest,
+        api_models.PredictRequest,
         load_settings(),
     )
     assert request.subscribers[0].email == "Ana@Example.com"  # stripped; normalised later, as in training
     assert request.subscribers[0].phone == "12125550123"
     assert request.channels == ["sms", "email"]
-    assert list(api.window_hours(request.window)) == list(
+    assert list(local_time.window_hours(request.window.start, request.window.end)) == list(
         pd.date_range("2026-11-03T05:00Z", periods=24, freq="h")
     )
 
 
 def test_the_default_window_is_the_next_24_clock_hours():
-    hours = api.window_hours(None, now=pd.Timestamp("2026-11-03T05:20:11Z"))
+    hours = local_time.window_hours(now=pd.Timestamp("2026-11-03T05:20:11Z"))
     assert len(hours) == 24
     assert hours[0] == pd.Timestamp("2026-11-03T06:00Z") and hours[-1] == pd.Timestamp("2026-11-04T05:00Z")
-    assert len(api.window_hours(None, now=pd.Timestamp("2026-11-03T05:00Z"))) == 24
+    assert len(local_time.window_hours(now=pd.Timestamp("2026-11-03T05:00Z"))) == 24
 
 
 def test_followup_requests_are_validated_too():
     settings = load_settings()
-    with pytest.raises(api.RequestError) as caught:
-        api.parse(
+    with pytest.raises(api_errors.RequestError) as caught:
+        api_errors.parse(
             json.dumps({"subscriber": {}, "email_sent_at": "2026-11-03T05:00:00"}),
-            api.FollowupRequest,
+            api_models.FollowupRequest,
             settings,
         )
     fields = {d["field"] for d in caught.value.details}
     assert fields == {"subscriber", "email_sent_at"}
-    with pytest.raises(api.RequestError) as caught:
-        api.parse(json.dumps({"subscriber": {"phone": TEXAS}}), api.FollowupRequest, settings)
+    with pytest.raises(api_errors.RequestError) as caught:
+        api_errors.parse(json.dumps({"subscriber": {"phone": TEXAS}}), api_models.FollowupRequest, settings)
     assert caught.value.details == [{"field": "email_sent_at", "message": "field required"}]
 
 
@@ -142,17 +143,19 @@ def test_a_declared_timezone_must_be_an_iana_name():
     body = {"subscribers": [{"email": "a@b.co", "timezone": "Europe/London"}, {"phone": TEXAS, "timezone": " "},
                             {"email": "c@d.co", "timezone": "Mars/Base"}, {"phone": TEXAS, "timezone": 5}]}  # fmt: skip
     error = _refused(body, settings)
-    assert error.status == api.INVALID
+    assert error.status == api_errors.INVALID
     assert [d["field"] for d in error.details] == ["subscribers[2].timezone", "subscribers[3].timezone"]
     assert "unknown timezone 'Mars/Base' (expected an IANA name" in error.details[0]["message"]
-    request = api.parse(json.dumps({"subscribers": body["subscribers"][:2]}), api.PredictRequest, settings)
+    request = api_errors.parse(
+        json.dumps({"subscribers": body["subscribers"][:2]}), api_models.PredictRequest, settings
+    )
     assert [s.timezone for s in request.subscribers] == ["Europe/London", None]  # blank means absent
-    with pytest.raises(api.RequestError) as caught:
-        api.parse(
+    with pytest.raises(api_errors.RequestError) as caught:
+        api_errors.parse(
             json.dumps(
                 {"subscriber": {"phone": TEXAS, "timezone": "EST5EDT-ish"}, "email_sent_at": WINDOW["start"]}
             ),
-            api.FollowupRequest,
+            api_models.FollowupRequest,
             settings,
         )
     assert [d["field"] for d in caught.value.details] == ["subscriber.timezone"]
@@ -181,9 +184,9 @@ def _answer(served, body: dict, now=None) -> tuple[int, dict]:
             "predict", json.dumps(body), predictor, settings, np.random.default_rng(0)
         )
     else:  # the default window depends on the clock
-        answer = api.answer(api.parse(json.dumps(body), api.PredictRequest, settings), predictor, settings,
+        answer = api.answer(api_errors.parse(json.dumps(body), api_models.PredictRequest, settings), predictor, settings,
                             np.random.default_rng(0), now=now)  # fmt: skip
-        status = api.OK
+        status = api_errors.OK
     return status, api.as_json(answer)
 
 
@@ -386,9 +389,11 @@ def test_predict_once_without_a_champion_is_503(tmp_path, monkeypatch):
 @pytest.mark.integration
 def test_latency_memos_give_exactly_the_vectorised_numbers(served, monkeypatch):
     """Memoised contacts, memoised timezone grids and one-thread predictions change no number."""
+    import sendtime.serving.contacts as contacts_module
     import sendtime.serving.predictor as module
     from sendtime.features import local_time
-    from sendtime.serving.predictor import Audience, Predictor
+    from sendtime.serving.contacts import Audience
+    from sendtime.serving.predictor import Predictor
 
     predictor, settings, known = served
     rng = np.random.default_rng(5)
@@ -414,7 +419,7 @@ def test_latency_memos_give_exactly_the_vectorised_numbers(served, monkeypatch):
     fast.resolve(emails[:50], phones[:50])  # half warm, half cold memo
     got = fast.resolve(emails, phones)
     got_scores = fast.score(got, hours)
-    monkeypatch.setattr(module, "SMALL_AUDIENCE", -1)  # every call takes the plain vectorised path
+    monkeypatch.setattr(contacts_module, "SMALL_AUDIENCE", -1)  # every call takes the plain vectorised path
     monkeypatch.setattr(module, "PARALLEL_ROWS", 0)  # and predicts on the configured threads
     plain = Predictor(predictor.booster, predictor.profiles, settings, predictor.model_version)
     want = plain.resolve(emails, phones)

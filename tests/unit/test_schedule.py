@@ -14,10 +14,10 @@ from sendtime.configs.settings import PolicySettings, load_settings
 from sendtime.serving.campaign import plan_campaign
 from sendtime.serving.campaign_options import parse_window
 from sendtime.serving.capacity import greedy_first_come
+from sendtime.serving.contacts import Audience
 from sendtime.serving.plan_io import PLAN_COLUMNS, read_audience, write_plan
 from sendtime.serving.planner import schedule_frame
 from sendtime.serving.policy import decide
-from sendtime.serving.predictor import Audience
 from sendtime.serving.quiet_hours import load_rules, sms_allowed
 from sendtime.serving.reasons import REASON_BUDGET, REASON_DUPLICATE, REASON_HOLDOUT
 from sendtime.serving.schedule import run_schedule

@@ -172,7 +172,7 @@ def test_only_the_first_success_after_each_bounce_is_kept():
 
 
 def _audience(opted: list[list[bool]], why: list[list[str]], has: list[list[bool]] | None = None):
-    from sendtime.serving.predictor import Audience
+    from sendtime.serving.contacts import Audience
 
     n = len(opted)
     opted_out = np.array(opted, dtype=bool)
@@ -193,7 +193,7 @@ def _audience(opted: list[list[bool]], why: list[list[str]], has: list[list[bool
 
 
 def test_the_profile_reason_becomes_the_channel_s_suppression_text():
-    from sendtime.serving.predictor import _optout_reasons
+    from sendtime.serving.contacts import _optout_reasons
 
     table = pd.DataFrame(
         {

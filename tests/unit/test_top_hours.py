@@ -13,8 +13,9 @@ import pytest
 from sendtime.configs.settings import load_settings
 from sendtime.serving import top_hours
 from sendtime.serving.campaign_options import parse_window
+from sendtime.serving.contacts import Audience
 from sendtime.serving.planner import schedule_frame
-from sendtime.serving.predictor import Audience, _top_cells
+from sendtime.serving.predictor import _top_cells
 from sendtime.serving.top_hours import LazyScores, scoring_groups
 
 START, END = "2026-11-03T12:00:00Z", "2026-11-04T12:00:00Z"

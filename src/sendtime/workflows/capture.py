@@ -20,8 +20,9 @@ from sendtime import schema as S
 from sendtime.features import local_time
 from sendtime.features.profiles import Profiles
 from sendtime.serving.allocation import allocate_sms_budget
+from sendtime.serving.contacts import Audience
 from sendtime.serving.feasibility import feasible_cells
-from sendtime.serving.predictor import Audience, Predictor
+from sendtime.serving.predictor import Predictor
 
 
 @dataclass

@@ -1,0 +1,89 @@
+"""The model the service answers with, and how a new champion replaces it without a failed request.
+
+Hot swap: a new Predictor is built completely, then assigned to one attribute; each request reads that
+attribute once, so it is answered by one model from start to end. A poll (every
+`serving.reload_poll_seconds`, 0: off) follows the `champion` alias; `POST /reload` swaps at once.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from sendtime.configs.settings import Settings
+from sendtime.serving.api_errors import NO_MODEL, OK, SERVER_ERROR
+
+if TYPE_CHECKING:
+    from sendtime.serving.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+
+class ChampionWatch:
+    def __init__(self, settings: Settings) -> None:
+        from sendtime.serving.predictor import Predictor  # LightGBM loads in the worker, not at import
+
+        self.settings = settings
+        self.predictor: Predictor = Predictor.from_registry(settings)  # the champion now, pinned until a swap
+        self._swap = threading.Lock()
+        self._stop = threading.Event()
+        _freeze()
+        log.warning("sendtime: serving model version %s", self.predictor.model_version)
+
+    def start_polling(self) -> None:
+        if self.settings.serving.reload_poll_seconds > 0:
+            threading.Thread(target=self._poll, name="sendtime-champion-poll", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def reload(self) -> tuple[str, str]:
+        """Swap in the version `champion` points to now, built completely first; (previous, current).
+        LookupError when there is no champion alias."""
+        from sendtime.serving.predictor import Predictor
+        from sendtime.training import registry
+
+        with self._swap:
+            previous = self.predictor.model_version
+            registry.configure_mlflow(self.settings.training.experiment)
+            target = registry.champion_version(self.settings.training.registered_model)
+            target = None if target is None else str(target)  # MLflow may give the version as a number
+            if target is None:
+                raise LookupError(f"no '{registry.CHAMPION}' alias: still serving version {previous}")
+            if target != previous:
+                loaded = Predictor.from_registry(self.settings, version=target)  # built completely first,
+                self.predictor = loaded  # then swapped in with one (atomic) assignment
+                _freeze()
+                log.warning("sendtime: swapped model version %s for %s", previous, target)
+            return previous, self.predictor.model_version
+
+    def reload_answer(self) -> tuple[int, dict]:
+        """`POST /reload`: (status, body); a failed load keeps the model being served."""
+        try:
+            previous, current = self.reload()
+        except LookupError as exc:
+            return NO_MODEL, {"error": str(exc), "details": []}
+        except Exception as exc:  # e.g. a version trained by an incompatible sendtime: keep the old one
+            log.exception("sendtime: reload failed")
+            problem = f"reload failed ({exc}); still serving version {self.predictor.model_version}"
+            return SERVER_ERROR, {"error": problem, "details": []}
+        return OK, {"model_version": current, "previous_version": previous, "changed": current != previous}
+
+    def _poll(self) -> None:
+        every = self.settings.serving.reload_poll_seconds
+        while not self._stop.wait(every):
+            try:
+                self.reload()
+            except Exception:  # a registry hiccup must not stop serving or polling
+                log.exception(
+                    "sendtime: champion poll failed; still serving %s", self.predictor.model_version
+                )
+
+
+def _freeze() -> None:
+    """Keep the loaded model out of the cyclic garbage collector's scans: they cost tens of ms a request."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
