@@ -120,13 +120,46 @@ def ips_value(
 ) -> Interval:
     """Inverse-propensity value of a target policy: mean over logged rows of 1[logged cell is the
     policy's] * reward / propensity. Unbiased whenever every cell the policy picks had a known, non-zero
-    chance of being logged. One row per person here; the interval is the percentile bootstrap over them."""
+    chance of being logged. One row per person here.
+
+    The interval is the wider of two: the percentile bootstrap over people, and an exact Poisson interval
+    on the matched clicks scaled by their mean weight. A policy that only a few explored sends match (the
+    campaign hour, say) has zero to three matched clicks: every bootstrap resample then looks alike and
+    the percentile interval collapses (it covered the truth in 13 of 50 simulated campaigns), while the
+    Poisson interval on so few events stays honest (3.7 clicks is still plausible after none)."""
     reward, propensity = np.asarray(reward, float), np.asarray(propensity, float)
     match = np.asarray(match, bool)
     if np.any(match & ~(propensity > 0)):
         raise ValueError("a logged row the policy matches has no positive propensity")
-    weighted = np.where(match, reward / np.where(match, propensity, 1.0), 0.0)
-    return rate_interval(weighted, np.ones(len(weighted)), n_boot, seed, level)
+    weight = np.where(match, 1.0 / np.where(match, propensity, 1.0), 0.0)
+    weighted = reward * weight
+    boot = rate_interval(weighted, np.ones(len(weighted)), n_boot, seed, level)
+    n, clicks = len(weighted), float(reward[match].sum())
+    if n == 0 or not match.any():
+        return boot
+    hit = match & (reward > 0)
+    scale = float(weight[hit].mean() if hit.any() else weight[match].mean()) / n
+    low, high = poisson_interval(clicks, level)
+    low = min(boot.low, low * scale) if np.isfinite(boot.low) else low * scale
+    high = max(boot.high, high * scale) if np.isfinite(boot.high) else high * scale
+    return Interval(boot.estimate, float(low), float(high), boot.n)
+
+
+def poisson_interval(count: float, level: float = LEVEL) -> tuple[float, float]:
+    """Garwood's exact interval of a Poisson mean after `count` events, through Wilson and Hilferty's
+    cube-root approximation of the chi-square quantiles (no scipy needed): the upper bounds are within
+    0.2% of the exact ones (after zero events, -ln(tail), exact), the lower bounds lower than exact for
+    one or two events (0.013 against 0.025 after one), so the interval only errs wide."""
+    tail = (1.0 - level) / 2.0
+
+    def chi2_quantile(p: float, dof: float) -> float:
+        z = NormalDist().inv_cdf(p)
+        a = 2.0 / (9.0 * dof)
+        return dof * max(1.0 - a + z * np.sqrt(a), 0.0) ** 3
+
+    low = 0.0 if count <= 0 else chi2_quantile(tail, 2.0 * count) / 2.0
+    high = -np.log(tail) if count <= 0 else chi2_quantile(1.0 - tail, 2.0 * count + 2.0) / 2.0
+    return float(low), float(high)
 
 
 def wilson(successes: np.ndarray, trials: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
