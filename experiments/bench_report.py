@@ -162,7 +162,7 @@ def main() -> None:
     from sendtime.configs.settings import load_settings
     from sendtime.experiments.simulate import simulate
     from sendtime.serving.planner import load_predictor
-    from sendtime.training.pipeline import train
+    from sendtime.workflows.train import train
 
     tag = f"{args.subscribers}-{args.days}-{args.world_seed}"
     world = args.cache / f"world-{tag}"

@@ -36,8 +36,6 @@ LAYERS = {  # prefix -> rank; a module's layer is that of its longest matching p
 LAYER_NAMES = ["core", "features", "training", "serving", "workflows", "top"]
 
 
-# Found on this branch, each fixed by another helper of issue 13 at the same time: the lead deletes an
-# entry when the fix is merged (the test below fails while a listed edge or cycle no longer exists).
 def module_files() -> dict[str, Path]:
     out: dict[str, Path] = {}
     for package, folder in FOLDERS.items():
@@ -178,3 +176,56 @@ def test_the_graph_sees_lazy_and_relative_imports(tmp_path):
     g = {"x": {"y"}, "y": {"z"}, "z": {"x"}, "w": {"x"}}
     assert tangles(g) == [frozenset("xyz")]
     assert one_cycle(g, frozenset("xyz")) == ["x", "y", "z", "x"]
+
+
+def top_level_names(path: Path) -> set[str]:
+    """What `from module import x` can find in a module: its top-level definitions and imports."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):  # `A = ...` and `A, B = ...`
+            names |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.If | ast.Try):  # e.g. `if TYPE_CHECKING:` or try/except imports
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import | ast.ImportFrom):
+                    names |= {(a.asname or a.name).split(".")[0] for a in inner.names}
+    return names
+
+
+def test_every_import_of_the_project_names_something_that_exists():
+    """A moved module or function leaves no import behind, in the code or the tests, lazy ones included
+    (they fail only when their function runs: a benchmark or a rarely used command)."""
+    files = module_files()
+    names = {module: top_level_names(path) for module, path in files.items()}
+    sources = [*files.values(), *sorted((ROOT / "tests").rglob("*.py"))]
+    dangling = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                missing = [
+                    a.name for a in node.names if a.name.startswith("sendtime") and a.name not in files
+                ]
+            elif (
+                isinstance(node, ast.ImportFrom)
+                and not node.level
+                and (node.module or "").startswith("sendtime")
+            ):
+                if node.module not in files:
+                    missing = [node.module]
+                else:
+                    missing = [
+                        f"{node.module}.{a.name}"
+                        for a in node.names
+                        if a.name != "*"
+                        and a.name not in names[node.module]
+                        and f"{node.module}.{a.name}" not in files
+                    ]
+            else:
+                continue
+            dangling += [f"{path.relative_to(ROOT)}:{node.lineno}: {m}" for m in missing]
+    assert not dangling, "imports of names that do not exist:\n" + "\n".join(dangling)
