@@ -228,11 +228,22 @@ def report(
 def load(version: str | int = "champion", config: Config = None) -> Model:
     """The registered model (default: the version the `champion` alias points to now), pinned, with its
     profile snapshot: what `sendtime serve` and `sendtime schedule` load."""
+    from mlflow.exceptions import MlflowException
+
+    from sendtime import home
     from sendtime.serving.predictor import Predictor
 
     settings, _ = settings_of(config)
     pinned = None if str(version) == "champion" else str(version)
-    return Model(Predictor.from_registry(settings, pinned), settings)
+    try:
+        return Model(Predictor.from_registry(settings, pinned), settings)
+    except MlflowException as exc:  # the registry's own message is a stack of REST details
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        name = settings.training.registered_model
+        raise LookupError(
+            f"version: registered model '{name}' has no version {version!r} in {home.tracking_uri()}"
+        ) from exc
 
 
 def _folder(data_dir: str | Path) -> Path:
