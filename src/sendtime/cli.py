@@ -1,6 +1,8 @@
-"""`sendtime ...`: the thin front door. Each command parses its options and calls one stage's function.
+"""`sendtime ...`: the thin front door. Each command parses its options, calls the Python API
+(`notebook.py`, what `import sendtime` exports), prints and returns the exit code.
 
-Heavy imports (MLflow, LightGBM, BentoML) happen inside the commands, so `sendtime --help` is instant.
+Heavy imports (settings, MLflow, LightGBM, BentoML) happen inside the commands, so `sendtime --help` is
+instant. `predict` and `serve` are the HTTP API's own front doors (`serving.api`, `serving.run`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from sendtime.configs.settings import load_settings
+from sendtime import notebook
 
 
 def whole_number(low: int, high: int):
@@ -40,6 +42,8 @@ MAX_SEED = 2**32 - 1
 
 
 def _settings(args: argparse.Namespace):
+    from sendtime.configs.settings import load_settings
+
     return load_settings(getattr(args, "config", None))
 
 
@@ -55,9 +59,7 @@ def _share(text: str) -> float:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from sendtime.experiments.simulate import simulate
-
-    summary = simulate(
+    summary = notebook.simulate(
         args.out,
         subscribers=args.subscribers,
         days=args.days,
@@ -75,12 +77,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from sendtime.training import baselines
-    from sendtime.workflows.train import train
 
-    settings = _settings(args)
-    if args.allow_kind_change:
-        settings.training.allow_kind_change = True
-    result = train(args.data, settings, config_path=args.config, echo=print)
+    result = notebook.train(
+        args.data, args.config, allow_kind_change=args.allow_kind_change, progress=True, echo=print
+    )
     print(f"run id: {result.run_id}")
     if result.model_kind == "profile_only":
         print(
@@ -109,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not result.promoted and result.champion_log_loss is None:
         from sendtime.training import registry
 
-        if registry.champion_version(settings.training.registered_model) is None:
+        if registry.champion_version(_settings(args).training.registered_model) is None:
             print(
                 "note: there is no champion yet, so `schedule`, `predict` and `serve` have no model to use "
                 "until a version passes the gate (see rejects.csv and the reasons above)"
@@ -118,27 +118,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from sendtime.workflows.tune import run_tune
-
-    return run_tune(
+    notebook.tune(
         args.data,
         args.trials,
-        _settings(args),
-        config_path=args.config,
+        args.config,
         out_config=args.out_config,
-        study_name=args.study,
+        study=args.study,
+        progress=True,
+        echo=print,
     )
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from sendtime.workflows.evaluate import run_evaluate
-
-    return run_evaluate(args.data, _settings(args), version=args.version)
+    notebook.evaluate(args.data, args.version, args.config, progress=True, echo=print)
+    return 0
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from sendtime.serving.schedule import run_schedule
-
     caps = {}
     for item in args.max_per_hour or []:
         channel, _, number = item.partition("=")
@@ -148,12 +145,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
                 f"up to {MAX_COUNT:,}"
             )
         caps[channel.strip().lower()] = int(number)
-    return run_schedule(
-        audience=args.audience,
-        start=args.start,
-        end=args.end,
-        out=args.out,
-        settings=_settings(args),
+    notebook.schedule(
+        args.audience,
+        args.start,
+        args.end,
+        args.out,
+        args.config,
         max_sms=args.max_sms,
         max_per_hour=caps,
         holdout=args.holdout,
@@ -161,22 +158,24 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         campaign_time=args.campaign_time,
         seed=args.seed,
         engine=args.engine,
+        echo=print,
     )
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sendtime.workflows.report import run_report
-
-    return run_report(
+    notebook.report(
         args.plan,
         args.data,
-        _settings(args),
-        out=args.out,
-        version=args.version,
-        campaign=args.campaign_time,
+        args.out,
+        args.version,
+        args.config,
+        campaign_time=args.campaign_time,
         export_end=args.export_end,
         seed=args.seed,
+        echo=print,
     )
+    return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -194,11 +193,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(port=args.port, host=args.host, config=args.config)
 
 
+class _Version(argparse.Action):
+    """`--version`: the installed package's version, read from its metadata only when asked (argparse's
+    own version action would need it each time the parser is built)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from sendtime import installed_version
+
+        print(f"sendtime {installed_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sendtime", description="Which channel and what time to send, per subscriber."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("simulate", help="write a realistic synthetic data folder plus its ground truth")
