@@ -72,7 +72,7 @@ class ProfileSettings(_Section):
     )
     half_life_grid: list[float] = Field(
         default_factory=lambda: [30, 90, 365, 0],
-        description="half lives (days; 0: no decay) tried per channel on the held-out blocks for the shapes",
+        description="half lives (days; 0: no decay) tried per channel on the held-out blocks for the shapes (one: no search)",
     )
     shrinkage_grid: list[float] = Field(default_factory=lambda: [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
     holdout_days: float = Field(

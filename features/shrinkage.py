@@ -236,6 +236,8 @@ def _choose_half_life(
         best = _best(scores.best_alpha(replace(start, blur=b), grid) for b in BLUR_GRID)
         return scores.weekly_ll(best)
 
+    if len(half_lives) == 1:  # nothing to choose: the blocks' samples already use it
+        return default
     chosen = max(half_lives, key=score)  # ties go to the configured half life
     for fold, sample in zip(folds, tried[chosen], strict=True):
         fold.samples[c] = sample
