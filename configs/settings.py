@@ -65,7 +65,15 @@ class SignalSettings(_Section):
 
 
 class ProfileSettings(_Section):
-    half_life_days: float = Field(90, gt=0, description="weight of an engagement halves with this age")
+    half_life_days: float = Field(
+        90,
+        gt=0,
+        description="weight of an event halves with this age, relative within the person (rates; shapes without held-out data)",
+    )
+    half_life_grid: list[float] = Field(
+        default_factory=lambda: [30, 90, 365, 0],
+        description="half lives (days; 0: no decay) tried per channel on the held-out blocks for the shapes (one: no search)",
+    )
     shrinkage_grid: list[float] = Field(default_factory=lambda: [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
     holdout_days: float = Field(
         14, gt=0, description="length of each held-out block used to choose the shrinkage strengths"

@@ -77,9 +77,35 @@ def hour_counts(
 
 
 def age_weight(at: pd.Series, as_of: pd.Timestamp, half_life_days: float) -> np.ndarray:
-    """Recency weight: 1/2 per half life of age at `as_of`, so old habits fade without a cut-off."""
+    """Recency weight: 1/2 per half life of age at `as_of`, so old habits fade without a cut-off; a half
+    life of 0 (or None) means no decay. Absolute: `relative_weights` makes it a reweighting."""
+    if not half_life_days:
+        return np.ones(len(at))
     age_days = (as_of - at).dt.total_seconds().to_numpy() / 86400.0
     return np.power(0.5, age_days / half_life_days)
+
+
+def relative_weights(groups: np.ndarray, weight: np.ndarray, n_groups: int) -> np.ndarray:
+    """`weight` rescaled within each group (a person's events on one channel) to sum to its event count.
+
+    Recency may say which of a person's events tell most about them now, not how much evidence they
+    are: with absolute weights, a person with 58 active hours spread over years counted as about 2
+    events at a 90-day half life, and the priors swamped them.
+    """
+    weight = np.asarray(weight, dtype=float)
+    if weight.size == 0:
+        return weight
+    total = np.bincount(groups, weights=weight, minlength=n_groups)
+    count = np.bincount(groups, minlength=n_groups).astype(float)
+    scale = np.divide(count, total, out=np.ones(n_groups), where=total > 0)
+    return weight * scale[groups]
+
+
+def channel_half_lives(half_life) -> np.ndarray:
+    """A half life (days; 0 or None: no decay) for both channels, or one per channel, as [2] floats."""
+    if half_life is None:
+        return np.zeros(2)
+    return np.broadcast_to(np.asarray(half_life, dtype=float), (2,)).copy()
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -138,11 +164,14 @@ def evidence(
     weighted by its distance in time to that gap (a held-out block in the middle of the history).
     With `subs`, of those people only, in that order (a held-out sample, without [n, 2, H] arrays).
 
-    `half_life` (days) weighs each event by its age at `weigh_from` (default `end`); None: all count 1.
+    `half_life` (days; one, or one per channel; 0 or None: no decay) weighs each event by its age at
+    `weigh_from` (default `end`), relative within each person and channel (`relative_weights`): the
+    weights of a person's events on a channel sum to their count however old they are.
     """
     weigh_from = end if weigh_from is None else weigh_from
     n = len(base.subscribers) if subs is None else len(subs)
     eng, sends = base.engagements, base.sends
+    half_lives = channel_half_lives(half_life)
     position = None
     if subs is not None:
         position = np.full(len(base.subscribers), -1, dtype=np.int64)
@@ -158,20 +187,25 @@ def evidence(
         kept = frame[mask.to_numpy() & (position[frame["sub"].to_numpy()] >= 0)]
         return kept.assign(sub=position[kept["sub"].to_numpy()])
 
-    def weight(at: pd.Series) -> np.ndarray:
-        if not half_life:
-            return np.ones(len(at))
+    def weight(frame: pd.DataFrame) -> np.ndarray:
+        if not half_lives.any():
+            return np.ones(len(frame))
+        at, channel = frame["at"], frame["channel"].to_numpy()
         if skip is None:
-            return age_weight(at, weigh_from, half_life)
-        distance = np.where(at < skip[0], skip[0] - at, at - skip[1]) / pd.Timedelta(days=1)
-        return np.power(0.5, distance.astype(float) / half_life)
+            age = (weigh_from - at).dt.total_seconds().to_numpy() / 86400.0
+        else:
+            age = (np.where(at < skip[0], skip[0] - at, at - skip[1]) / pd.Timedelta(days=1)).astype(float)
+        hl = half_lives[channel]
+        w = np.power(0.5, np.divide(age, hl, out=np.zeros_like(age), where=hl > 0))
+        groups = frame["sub"].to_numpy().astype(np.int64) * 2 + channel
+        return relative_weights(groups, w, n * 2)
 
     eng = keep(eng)
-    w = weight(eng["at"])
+    w = weight(eng)
     counts = hour_counts(eng["sub"].to_numpy(), eng["channel"].to_numpy(), eng["how"].to_numpy(), w, n)
     if base.has_sends:
         s = keep(sends)
-        sw = weight(s["at"])
+        sw = weight(s)
         sent = hour_counts(s["sub"].to_numpy(), s["channel"].to_numpy(), s["how"].to_numpy(), sw, n)
         trig = s["triggered"].to_numpy(bool)
         triggers = hour_counts(

@@ -89,6 +89,7 @@ class Fold:
     cohort_sums: tuple[np.ndarray, np.ndarray]
     rhythm_evidence: np.ndarray
     samples: list[Sample | None]
+    block: tuple[pd.Timestamp, pd.Timestamp]
 
     @classmethod
     def build(
@@ -117,7 +118,28 @@ class Fold:
                 rows = np.sort(rng.choice(rows, int(wanted[c]), replace=False))
             held = evidence(base, kernel, hi, start=lo, subs=rows)
             samples.append(Sample(rows, train.take(rows), held))
-        return cls(cohort_sums(train, history.codes, history.n_cohorts), rhythm_evidence(train), samples)
+        return cls(
+            cohort_sums(train, history.codes, history.n_cohorts), rhythm_evidence(train), samples, block
+        )
+
+    def with_half_life(self, history: History, c: int, half_life: float) -> Sample | None:
+        """Channel c's sample with its people's evidence from outside the block weighed by another half
+        life (their own events only: the cohort sums keep `half_life_days`, a population-level blend
+        that the decay barely moves)."""
+        sample = self.samples[c]
+        if sample is None:
+            return None
+        lo = self.block[0]
+        train = evidence(
+            history.base,
+            history.kernel,
+            history.as_of,
+            weigh_from=lo,
+            half_life=half_life,
+            skip=self.block,
+            subs=sample.rows,
+        )
+        return Sample(sample.rows, train, sample.held)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Levels: how much each person engages per channel (rates, recency, counts) and whether they opted out.
 
-Rates are per send, age-weighted, and shrunk toward the cohort's (a Beta prior worth RATE_PRIOR_SENDS
+Rates are per send, age-weighted relative to the person's own history (the weights of a person's sends
+on a channel sum to their number, and their engagements take the same scale), and shrunk toward the cohort's (a Beta prior worth RATE_PRIOR_SENDS
 sends), itself shrunk toward the population, so a person with two sends and one click is not a 50%
 clicker. Counts are also given per week observed, so old and new snapshots compare. Opt-outs
 (unsubscribes, hard bounces and runs of soft bounces) come from features/suppression.py.
@@ -36,12 +37,24 @@ def rate_levels(
         return np.bincount(flat, weights=weight, minlength=n * 2).reshape(n, 2)
 
     n_sends = per(sends)
-    w_sends = per(sends, age_weight(sends["at"], as_of, hl))
     clicks = eng[eng["kind"] == CLICK_KIND]
     n_clicks = per(clicks)
-    w_clicks = per(clicks, age_weight(clicks["at"], as_of, hl))
     n_eng = per(eng)
-    w_eng = per(eng, age_weight(eng["at"], as_of, hl))
+    # Recency decides which sends and answers count most, not how many: a person's weights are scaled
+    # so their sends' weights sum to their number of sends (without sends: their engagements' to theirs),
+    # the same scale for sends, clicks and engagements, so a rate stays a ratio of like to like.
+    raw_sends, raw_eng = (
+        per(sends, age_weight(sends["at"], as_of, hl)),
+        per(eng, age_weight(eng["at"], as_of, hl)),
+    )
+    scale = np.where(
+        raw_sends > 0,
+        n_sends / np.where(raw_sends > 0, raw_sends, 1.0),
+        np.where(raw_eng > 0, n_eng / np.where(raw_eng > 0, raw_eng, 1.0), 1.0),
+    )
+    w_sends = raw_sends * scale
+    w_clicks = per(clicks, age_weight(clicks["at"], as_of, hl)) * scale
+    w_eng = raw_eng * scale
 
     cohort_rates = np.zeros((n_cohorts, 2, 2))
     pop_sends = w_sends.sum(axis=0) + 1e-9

@@ -4,7 +4,8 @@
 send never saw what happened after it. See docs/estimator.md for the reasoning; in short:
 
 * **Shape** (when): per subscriber and channel a distribution over the 168 local hours of the week.
-  Each engagement is weighted by its age (half-life) and divided by the subscriber's *exposure* at
+  Each engagement is weighted by its age (a half-life chosen per channel on held-out blocks, relative
+  within the person: their weights sum to their event count) and divided by the subscriber's *exposure* at
   that hour (how many messages were pending then, from the sends and the delay-survival kernel), so
   history sent at fixed brand times does not look like a personal habit. The corrected histogram is
   smoothed toward a prior with Dirichlet strength `alpha`; the prior is a mix (weight `beta`) of the
@@ -213,8 +214,8 @@ def build_profiles(
     if shrinkage is None:
         shrinkage = choose_shrinkage(base, as_of, settings, kernel)
     names, codes = cohort_codes(base)
-    ev = evidence(base, kernel, as_of, half_life=settings.half_life_days)
     params = [shrinkage[c] for c in S.CHANNELS]
+    ev = evidence(base, kernel, as_of, half_life=[p.half_life_days for p in params])
     shifts = np.array([p.weekend_shift for p in params])
     strengths = np.array([p.cohort_strength for p in params])
     coh = smoothed_cohorts(*cohort_sums(ev, codes, len(names)), strengths, shifts)

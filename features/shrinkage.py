@@ -200,6 +200,50 @@ def _choose_weekend_shift(
     return max(sorted(WEEKEND_SHIFT_GRID, key=abs), key=score)  # ties go to the smaller shift, 0 first
 
 
+def _choose_half_life(
+    history: History,
+    folds: list[Fold],
+    c: int,
+    cohorts: list[Cohorts],
+    grid: list[float],
+    start: ChannelStrengths,
+) -> float:
+    """Channel c's recency half life (0: no decay), by the full held-out log-likelihood of the
+    hour-of-week shapes at the best blur and daily strength for each; the chosen one's samples replace
+    the blocks' (in place), so the rest of the search sees the evidence the profiles will use.
+
+    The weights are relative within a person (features/exposure.py), so the half life only says which
+    of a person's events tell most about them now; how much their evidence counts is their event count.
+    """
+    default = history.settings.half_life_days
+    half_lives = sorted(
+        {float(h) for h in history.settings.half_life_grid} | {default}, key=lambda h: h != default
+    )
+    codes, tried = history.codes, {}
+
+    def score(half_life: float) -> float:
+        samples = [
+            fold.samples[c] if half_life == default else fold.with_half_life(history, c, half_life)
+            for fold in folds
+        ]
+        tried[half_life] = samples
+        views = [
+            _ChannelFold(sample, codes[sample.rows], coh, {}, c)
+            for sample, coh in zip(samples, cohorts, strict=True)
+            if sample is not None
+        ]
+        scores = _Scores(views, c)
+        best = _best(scores.best_alpha(replace(start, blur=b), grid) for b in BLUR_GRID)
+        return scores.weekly_ll(best)
+
+    if len(half_lives) == 1:  # nothing to choose: the blocks' samples already use it
+        return default
+    chosen = max(half_lives, key=score)  # ties go to the configured half life
+    for fold, sample in zip(folds, tried[chosen], strict=True):
+        fold.samples[c] = sample
+    return chosen
+
+
 def choose_shrinkage(
     base: FeatureBase, as_of: pd.Timestamp, settings: ProfileSettings, kernel: np.ndarray
 ) -> Shrinkage:
@@ -212,7 +256,8 @@ def choose_shrinkage(
     a small export) to chance, the strengths it picked swinging from world to world by more than they
     gained; a large export stops after one block and pays nothing.
 
-    Coordinate search: cohort strength; then, twice, hour-of-day blur x borrowing from the other channel
+    Coordinate search: cohort strength; the weekend shift (both channels); the recency half life (per
+    channel, `half_life_grid`); then, twice, hour-of-day blur x borrowing from the other channel
     (beta) x daily strength, triggered-send weights x daily strength, and typical rhythms (how many, how
     much of the cohort prior they replace, how far a person's events pick one) x daily strength; last
     the weekly strength.
@@ -234,7 +279,9 @@ def choose_shrinkage(
     for c in range(len(S.CHANNELS)):
         used = [(fold, fold.samples[c]) for fold in folds if fold.samples[c] is not None]
         if not used:
-            chosen.append(replace(DEFAULT, heldout_rows=0, heldout_folds=0))
+            chosen.append(
+                replace(DEFAULT, heldout_rows=0, heldout_folds=0, half_life_days=settings.half_life_days)
+            )
             continue
         events = [sample.events for _, sample in used]
 
@@ -273,6 +320,9 @@ def choose_shrinkage(
     folded = [fold_types(fold.rhythm_evidence, shifts) for fold in folds]
     pooled_shapes: list[dict] = [{} for _ in folds]  # pooled rhythm shapes serve both channels
     for c in judged:
+        chosen[c] = replace(
+            chosen[c], half_life_days=_choose_half_life(history, folds, c, cohorts, grid, chosen[c])
+        )
         rhythms = [
             fit_channel_rhythms(daily, codes, len(names), c, rhythm_choices, pooled)
             if fold.samples[c] is not None

@@ -42,6 +42,7 @@ class ChannelStrengths:
     rhythm_temper: float = 1.0  # how far a person's own events are trusted to pick a rhythm
     rhythm_other: float = 0.0  # weight of the other channel's answers in picking the rhythm
     weekend_shift: int = 0  # hours later the same habits run at the weekend
+    half_life_days: float = 90.0  # recency: a person's events reweighted by age (0: no decay)
     heldout_rows: int | None = None
     heldout_folds: int | None = None
     heldout_loglik_population: float | None = None

@@ -82,7 +82,9 @@ def test_evidence_outside_a_block_and_of_a_sample_match_the_whole(base):
     for name in ("corrected", "exposure", "hourly", "triggers"):
         np.testing.assert_allclose(getattr(sample, name), getattr(inside.take(rows), name), rtol=1e-12)
     weighted = evidence(base, kernel, as_of, weigh_from=lo, half_life=30.0, skip=(lo, hi))
-    assert (weighted.hourly <= around.hourly + 1e-12).all() and weighted.hourly.sum() < around.hourly.sum()
+    # recency reweights a person's events (nearer the block counts more) but never shrinks their count
+    np.testing.assert_allclose(weighted.counts, around.counts, rtol=1e-9)
+    assert not np.allclose(weighted.hourly, around.hourly)
 
 
 def test_strengths_are_chosen_on_as_many_blocks_as_a_channel_needs(base, test_settings, monkeypatch):
@@ -221,3 +223,84 @@ def test_profile_top_hours_beat_a_raw_histogram(base, small_world, test_settings
             theirs.append(_hour_capture(raw, audience.rows[:, c], gt, how, truth, mask, c))
     print(f"hour capture: profile {np.mean(ours):.3f}, raw histogram {np.mean(theirs):.3f}")
     assert np.mean(ours) > np.mean(theirs) + 0.05
+
+
+CONVERGENCE_EVENTS = (2, 5, 10, 20, 50, 100)
+PEAKS = (6, 9, 12, 15)  # the daytime people's own peak hours, one each per count of events
+
+
+def _convergence_world(folder, years: float = 10.0, seed: int = 0) -> tuple[pd.Timestamp, dict[str, int]]:
+    """An opens-only export over `years`: a cohort of 400 evening people (each their own peak at 17-23 h)
+    and, per count in CONVERGENCE_EVENTS, four daytime people (peaks in PEAKS), whose events are drawn
+    from their curve and spread over the same years.
+    Returns the end of the history and each daytime person's address -> (event count, peak hour)."""
+    rng = np.random.default_rng(seed)
+    start, end = (
+        pd.Timestamp("2020-01-06", tz="UTC"),
+        pd.Timestamp("2020-01-06", tz="UTC") + pd.Timedelta(days=365 * years),
+    )
+
+    def events(address: str, n: int, peak: float) -> pd.DataFrame:
+        day = rng.uniform(0, (end - start).days - 1, n).astype(int)
+        hour = np.round(rng.normal(peak, 1.2, n)) % 24
+        at = (
+            start
+            + pd.to_timedelta(day, "D")
+            + pd.to_timedelta(hour, "h")
+            + pd.to_timedelta(rng.integers(0, 60, n), "m")
+        )
+        return pd.DataFrame({S.TIMESTAMP: at.strftime("%Y-%m-%dT%H:%M:%SZ"), S.ADDRESS: address})
+
+    frames, daytime = [], {}
+    for k in range(400):
+        peak = rng.uniform(17, 23)
+        frames.append(events(f"c{k}@x.invalid", int(rng.integers(10, 60)), peak))
+    for n in CONVERGENCE_EVENTS:
+        for k in range(4):
+            daytime[f"m{n}-{k}@x.invalid"] = (n, PEAKS[k])
+            frames.append(events(f"m{n}-{k}@x.invalid", n, PEAKS[k]))
+    ev = pd.concat(frames, ignore_index=True).assign(**{S.CHANNEL: S.EMAIL, S.EVENT_TYPE: S.OPEN})
+    folder.mkdir(parents=True, exist_ok=True)
+    ev.to_csv(folder / "events.csv", index=False)
+    addresses = ev[S.ADDRESS].unique()
+    pd.DataFrame({S.ADDRESS: addresses, S.CHANNEL: S.EMAIL, S.TIMEZONE: "UTC"}).to_csv(
+        folder / "subscribers.csv", index=False
+    )
+    return end, daytime
+
+
+def _best_window_start(daily: np.ndarray) -> np.ndarray:
+    """Start hour of the heaviest 3 hours of the day (circular)."""
+    return sum(np.roll(daily, -k, axis=-1) for k in range(3)).argmax(axis=-1)
+
+
+def test_the_chosen_hour_converges_to_the_persons_own_window_as_their_events_grow(tmp_path, test_settings):
+    """Priors break ties for sparse people; with many events the person's own pattern decides, however
+    long their history: daytime people among evening people, their events spread over ten years.
+
+    With absolute recency weights (a 90-day half life) this failed: 20 events over ten years counted
+    as about one, and only one of the four 20-event people (three of the 50-event ones) got their own
+    window."""
+    from sendtime.features.identity import hash_values
+
+    end, daytime = _convergence_world(tmp_path / "data")
+    base = build_feature_base(load_folder(tmp_path / "data", test_settings.data), test_settings)
+    profiles = build_profiles(base, end, test_settings.profiles)
+    email = S.CHANNELS.index(S.EMAIL)
+    addr = base.addresses[base.addresses[S.CHANNEL] == S.EMAIL]
+    row_of_sub = pd.Series(np.arange(len(base.subscribers)), index=base.subscribers[S.SUBSCRIBER_ID])
+    sub_of_hash = pd.Series(addr[S.SUBSCRIBER_ID].to_numpy(), index=addr["address_hash"])
+    hashes = hash_values(pd.Series(list(daytime)), test_settings.salt())
+    rows = row_of_sub.reindex(sub_of_hash.reindex(hashes.to_numpy()).to_numpy()).to_numpy().astype(np.int64)
+    daily = profiles.shape[rows, email].reshape(len(rows), 7, 24).sum(axis=1)
+    start = _best_window_start(daily)
+    counts, peaks = np.array(list(daytime.values())).T
+    own = (peaks - start) % 24 < 3  # the window holds the person's own peak hour
+    source = profiles.table["email_pattern_source"].to_numpy()[rows]
+    share = {n: float(own[counts == n].mean()) for n in CONVERGENCE_EVENTS}
+    print(f"own window share by events: {share}; {profiles.shrinkage[S.EMAIL]}")
+    # few events: the prior (the cohort, or the typical rhythm those events point to) weighs more
+    assert (source[counts == 2] != "personal history").all()
+    assert (source[counts == 100] == "personal history").all()
+    assert all(share[n] == 1.0 for n in CONVERGENCE_EVENTS if n >= 20), share
+    assert [share[n] for n in CONVERGENCE_EVENTS] == sorted(share.values()), share

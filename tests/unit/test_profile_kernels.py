@@ -18,6 +18,7 @@ from sendtime.features.exposure import (
     evidence,
     hour_counts,
     normalise,
+    relative_weights,
     response_kernel,
 )
 from sendtime.features.heldout import heldout_loglik
@@ -186,3 +187,16 @@ def test_strengths_name_what_they_do_not_know():
     with pytest.raises(KeyError):
         Shrinkage()["push"]
     assert replace(DEFAULT, rhythm_types=3, rhythm_weight=0.5).uses_rhythms and not DEFAULT.uses_rhythms
+
+
+def test_recency_reweights_a_persons_events_but_keeps_their_count():
+    """58 events over six years at a 90-day half life counted as about 1 when the weights were absolute;
+    relative to the person they still count 58, the newest weighing most."""
+    age_days = np.linspace(200, 6 * 365, 58)
+    absolute = np.power(0.5, age_days / 90.0)
+    assert absolute.sum() < 3
+    groups = np.r_[np.zeros(58, dtype=np.int64), np.ones(3, dtype=np.int64)]
+    w = relative_weights(groups, np.r_[absolute, [1e-30, 1e-30, 1e-30]], 3)
+    assert w[:58].sum() == pytest.approx(58) and w[58:].sum() == pytest.approx(3)
+    assert np.all(np.diff(w[:58]) < 0)  # the order by age is kept
+    np.testing.assert_allclose(w[58:], 1.0)  # a person whose events are all equally old: 1 each
