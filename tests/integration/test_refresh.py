@@ -9,7 +9,6 @@ notices a refresh one week on, and `POST /reload` swaps in a second at once, the
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,28 +23,13 @@ import yaml
 
 from sendtime import schema as S
 from sendtime.experiments.bench_load import stop_server
+from sendtime.experiments.bench_refresh import capture_over_days, cut
 
 pytestmark = pytest.mark.integration
 
 SENDTIME = Path(sys.executable).with_name("sendtime")
 MODEL = "sendtime-refresh-test"
 WEEK = pd.Timedelta(days=7)
-
-
-def cut(world: Path, out: Path, end: pd.Timestamp, extra: pd.DataFrame | None = None) -> Path:
-    """The export as it would have been taken at `end`: events, subscribers and links before it (plus
-    `extra` event rows), and the world's ground truth."""
-    out.mkdir(parents=True)
-    events = pd.read_parquet(world / "events.parquet")
-    events = events[pd.to_datetime(events[S.TIMESTAMP], utc=True) < end]
-    if extra is not None:
-        events = pd.concat([events, extra], ignore_index=True)
-    events.to_parquet(out / "events.parquet", index=False)
-    for table, column in (("subscribers", S.SUBSCRIBED_AT), ("identity_links", S.OBSERVED_AT)):
-        frame = pd.read_parquet(world / f"{table}.parquet")
-        frame[pd.to_datetime(frame[column], utc=True) < end].to_parquet(out / f"{table}.parquet", index=False)
-    shutil.copytree(world / S.GROUND_TRUTH_DIR, out / S.GROUND_TRUTH_DIR)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -140,25 +124,6 @@ def server(stale_version, settings, session_home, tmp_path_factory):
 def _window(as_of: str) -> dict:
     start = pd.Timestamp(as_of).ceil("D") + pd.Timedelta(hours=12)
     return {"start": start.isoformat(), "end": (start + pd.Timedelta(days=1)).isoformat()}
-
-
-def capture_over_days(stale, fresh, gt, start: pd.Timestamp, days: int = 7) -> dict[str, float]:
-    """Capture of each snapshot's plans over the same daily 24 h campaigns, judged under today's
-    eligibility (the fresh snapshot's: whoever unsubscribed cannot be sent to, whatever a plan says)."""
-    from sendtime.workflows.capture import audience_grids, capture_report
-
-    totals = {"campaign": 0.0, "oracle": 0.0, "stale": 0.0, "fresh": 0.0}
-    for day in range(days):
-        at = start + pd.Timedelta(days=day)
-        plans = {}
-        for name, predictor in (("stale", stale), ("fresh", fresh)):
-            audience, hour_starts, _ = audience_grids(predictor, gt, at, 24)
-            plans[name] = predictor.score(audience, hour_starts)
-        report = capture_report(fresh, gt, at, 24, plans)
-        for key in totals:
-            totals[key] += report[f"{key}_value"]
-    gain = totals["oracle"] - totals["campaign"]
-    return {name: (totals[name] - totals["campaign"]) / gain for name in ("stale", "fresh")}
 
 
 # ------------------------------------------------------------------------------------------ tests

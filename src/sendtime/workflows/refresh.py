@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +27,7 @@ from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.training import recipe, registry
+from sendtime.training.examples import SEND_RESPONSE
 from sendtime.training.profile_only import MODEL_KIND_TAG
 
 REFRESH_OF_TAG = "sendtime.refresh_of"  # run tag: "<registered model>/<version>" the snapshot belongs to
@@ -44,6 +45,7 @@ class RefreshResult:
     events: int
     seconds: float
     snapshot_uri: str
+    stages: dict[str, float] = field(default_factory=dict)  # seconds: load, features, profiles, log
 
 
 def export_end(base: FeatureBase) -> pd.Timestamp:
@@ -95,7 +97,9 @@ def refresh(
             f"model version {version} has no recorded profile shrinkage (its run's data.json): a refresh "
             "reuses the version's recipe and never chooses strengths again; run `sendtime train` instead"
         )
+    t1 = time.perf_counter()
     data = load_folder(data_dir, trained.data)  # bad data fails before any state is created
+    t2 = time.perf_counter()
     if (salt_warning := identity.default_salt_warning(trained, data_dir)) is not None:
         echo(salt_warning)
     base = build_feature_base(data, trained, progress=progress)
@@ -108,18 +112,27 @@ def refresh(
             f"serves now (profiles as of {previous_as_of}): a refresh never moves profiles back in time"
         )
     kind = recipe.version_kind(tags)
-    if kind and (kind == "send_response") != base.has_sends:
+    if kind and (kind == SEND_RESPONSE) != base.has_sends:
         echo(
             f"warning: version {version} was trained on {kind} data, but this export "
             f"{'has' if base.has_sends else 'has no'} sends; retrain if the export's kind changed for good"
         )
+    t3 = time.perf_counter()
     profiles = build_profiles(base, as_of, trained.profiles, shrinkage)
-    built = time.perf_counter() - t0
-    result = _log(profiles, data, base, name, str(version), mv.run_id, tags, config_path, data_dir, built)
+    t4 = time.perf_counter()
+    result = _log(profiles, data, base, name, str(version), mv.run_id, tags, config_path, data_dir, t4 - t0)
+    result.stages = {
+        "load": t2 - t1,
+        "features": t3 - t2,
+        "profiles": t4 - t3,
+        "log": time.perf_counter() - t4,
+    }
     result.previous_as_of = None if previous_as_of is None else previous_as_of.isoformat()
     result.seconds = time.perf_counter() - t0
     with mlflow.start_run(run_id=result.run_id):
-        mlflow.log_metric("refresh_seconds", result.seconds)
+        mlflow.log_metrics(
+            {"refresh_seconds": result.seconds} | {f"{k}_seconds": v for k, v in result.stages.items()}
+        )
     now = registry.champion_version(name)
     if now is not None and str(now) != str(version):
         echo(f"note: the champion moved to version {now} meanwhile; this snapshot is version {version}'s")
