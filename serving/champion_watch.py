@@ -2,7 +2,8 @@
 
 Hot swap: a new Predictor is built completely, then assigned to one attribute; each request reads that
 attribute once, so it is answered by one model from start to end. A poll (every
-`serving.reload_poll_seconds`, 0: off) follows the `champion` alias; `POST /reload` swaps at once.
+`serving.reload_poll_seconds`, 0: off) follows the `champion` alias and the snapshot its version points
+to (`sendtime refresh` gives the same version newer profiles); `POST /reload` swaps at once.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ class ChampionWatch:
         from sendtime.serving.predictor import Predictor  # LightGBM loads in the worker, not at import
 
         self.settings = settings
-        self.predictor: Predictor = Predictor.from_registry(settings)  # the champion now, pinned until a swap
+        self.serving = _target(settings)  # (version, snapshot run) read before the load, see `reload`
+        version = None if self.serving is None else self.serving[0]
+        self.predictor: Predictor = Predictor.from_registry(settings, version)  # pinned until a swap
         self._swap = threading.Lock()
         self._stop = threading.Event()
         _freeze()
-        log.warning("sendtime: serving model version %s", self.predictor.model_version)
+        log.warning(
+            "sendtime: serving model version %s, profiles as of %s",
+            self.predictor.model_version,
+            self.predictor.meta.get("profiles_as_of"),
+        )
 
     def start_polling(self) -> None:
         if self.settings.serving.reload_poll_seconds > 0:
@@ -40,27 +47,36 @@ class ChampionWatch:
         self._stop.set()
 
     def reload(self) -> tuple[str, str]:
-        """Swap in the version `champion` points to now, built completely first; (previous, current).
-        LookupError when there is no champion alias."""
+        """Swap in the version `champion` points to now with its newest snapshot, built completely
+        first; (previous, current) version. LookupError when there is no champion alias.
+
+        What is being served is read before the load: a refresh registered during the load is loaded
+        once more at the next poll, never missed."""
         from sendtime.serving.predictor import Predictor
         from sendtime.training import registry
 
         with self._swap:
             previous = self.predictor.model_version
-            registry.configure_mlflow(self.settings.training.experiment)
-            target = registry.champion_version(self.settings.training.registered_model)
-            target = None if target is None else str(target)  # MLflow may give the version as a number
+            target = _target(self.settings)
             if target is None:
                 raise LookupError(f"no '{registry.CHAMPION}' alias: still serving version {previous}")
-            if target != previous:
-                loaded = Predictor.from_registry(self.settings, version=target)  # built completely first,
+            if target != self.serving:
+                loaded = Predictor.from_registry(self.settings, version=target[0])  # built completely first,
                 self.predictor = loaded  # then swapped in with one (atomic) assignment
+                self.serving = target
                 _freeze()
-                log.warning("sendtime: swapped model version %s for %s", previous, target)
+                log.warning(
+                    "sendtime: now serving model version %s, profiles as of %s (was version %s)",
+                    target[0],
+                    loaded.meta.get("profiles_as_of"),
+                    previous,
+                )
             return previous, self.predictor.model_version
 
     def reload_answer(self) -> tuple[int, dict]:
-        """`POST /reload`: (status, body); a failed load keeps the model being served."""
+        """`POST /reload`: (status, body); a failed load keeps the model being served. `changed` is true
+        for a new version and for a new snapshot of the same version alike."""
+        before = self.predictor
         try:
             previous, current = self.reload()
         except LookupError as exc:
@@ -69,7 +85,13 @@ class ChampionWatch:
             log.exception("sendtime: reload failed")
             problem = f"reload failed ({exc}); still serving version {self.predictor.model_version}"
             return SERVER_ERROR, {"error": problem, "details": []}
-        return OK, {"model_version": current, "previous_version": previous, "changed": current != previous}
+        return OK, {
+            "model_version": current,
+            "previous_version": previous,
+            "changed": self.predictor is not before,
+            "profiles_as_of": self.predictor.meta.get("profiles_as_of"),
+            "previous_profiles_as_of": before.meta.get("profiles_as_of"),
+        }
 
     def _poll(self) -> None:
         every = self.settings.serving.reload_poll_seconds
@@ -80,6 +102,19 @@ class ChampionWatch:
                 log.exception(
                     "sendtime: champion poll failed; still serving %s", self.predictor.model_version
                 )
+
+
+def _target(settings: Settings) -> tuple[str, str] | None:
+    """(version, snapshot run) that `champion` points to now; None without the alias."""
+    from sendtime.training import registry
+
+    registry.configure_mlflow(settings.training.experiment)
+    name = settings.training.registered_model
+    version = registry.champion_version(name)
+    if version is None:
+        return None
+    version = str(version)  # MLflow may give the version as a number
+    return version, registry.snapshot_run(name, version)
 
 
 def _freeze() -> None:

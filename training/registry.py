@@ -5,6 +5,11 @@ registry lives in the same place. Every training run registers a version; the al
 only when the new version passes the gate (`training.gate`), both models scored on the *same* held-out
 cells, each with its own features (`workflows.champion`).
 Serving loads the version the alias points to and pins it, reporting that number in every answer.
+
+A version's profile snapshot starts as the `profiles` artifact of its training run; `sendtime refresh`
+logs a newer one in a run of its own and points the version's tag `snapshot_run_id` at it, so the model
+stays the same version while its evidence is today's. Everything that loads a version loads its newest
+snapshot; the training run's stays in MLflow, untouched.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from sendtime import home
 
 CHAMPION = "champion"
 SNAPSHOT_ARTIFACT = "profiles"
+# version tags naming the newest snapshot (absent: the training run's): the run that logged it, its
+# artifact URI and the instant its profiles are as of
+SNAPSHOT_RUN_TAG, SNAPSHOT_URI_TAG, SNAPSHOT_AS_OF_TAG = "snapshot_run_id", "snapshot_uri", "snapshot_as_of"
+KEEP_REFRESHED = 2  # local copies of a version's refreshed snapshots kept: the served one and the one before
 
 
 def configure_mlflow(experiment: str) -> None:
@@ -65,6 +74,7 @@ class Champion:
     booster: lgb.Booster
     snapshot_dir: Path
     tags: dict
+    snapshot_run_id: str = ""  # the run whose `profiles` artifact is loaded: run_id, or a refresh's run
 
 
 def champion_version(model_name: str) -> str | None:
@@ -89,25 +99,78 @@ def load_booster(model_name: str, version: str) -> lgb.Booster:
     return mlflow.lightgbm.load_model(f"models:/{model_name}/{version}")
 
 
-def load_version(model_name: str, version: str | None = None) -> Champion:
-    """Load a pinned version (default: the champion alias, resolved once) with its profile snapshot."""
-    import mlflow
+def snapshot_run(model_name: str, version: str) -> str:
+    """The run whose `profiles` artifact is the version's newest snapshot (its training run until a
+    refresh): what the service's poll compares to notice a refresh of the version it serves."""
+    mv = client().get_model_version(model_name, version)
+    return (mv.tags or {}).get(SNAPSHOT_RUN_TAG) or mv.run_id
 
+
+def register_snapshot(model_name: str, version: str, run_id: str, as_of: str) -> None:
+    """Make the `profiles` artifact of `run_id` the version's newest snapshot. Called once the artifact
+    is fully logged, and the run tag last: whoever reads the tag finds the whole snapshot behind it."""
+    c = client()
+    c.set_model_version_tag(model_name, version, SNAPSHOT_AS_OF_TAG, as_of)
+    c.set_model_version_tag(model_name, version, SNAPSHOT_URI_TAG, f"runs:/{run_id}/{SNAPSHOT_ARTIFACT}")
+    c.set_model_version_tag(model_name, version, SNAPSHOT_RUN_TAG, run_id)
+
+
+def load_version(model_name: str, version: str | None = None) -> Champion:
+    """Load a pinned version (default: the champion alias, resolved once) with its newest snapshot."""
     version = version or champion_version(model_name)
     if version is None:
         raise LookupError(
             f"no '{CHAMPION}' alias on registered model '{model_name}' in {home.tracking_uri()}: run `sendtime train` first"
         )
     mv = client().get_model_version(model_name, version)
-    target = home.snapshots_dir() / f"{model_name}-v{version}"
-    if not (target / SNAPSHOT_ARTIFACT / "meta.json").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(
-            run_id=mv.run_id, artifact_path=SNAPSHOT_ARTIFACT, dst_path=str(target)
-        )
+    snapshot_run_id = (mv.tags or {}).get(SNAPSHOT_RUN_TAG) or mv.run_id
+    target = _snapshot_copy(model_name, str(version), mv.run_id, snapshot_run_id)
     booster = load_booster(model_name, version)
     release_artifact_threads()
-    return Champion(str(version), mv.run_id, booster, target / SNAPSHOT_ARTIFACT, dict(mv.tags or {}))
+    return Champion(
+        str(version), mv.run_id, booster, target / SNAPSHOT_ARTIFACT, dict(mv.tags or {}), snapshot_run_id
+    )
+
+
+def _snapshot_copy(model_name: str, version: str, run_id: str, snapshot_run_id: str) -> Path:
+    """The local copy of a snapshot, downloaded once: the training run's under `<model>-v<version>`, a
+    refresh's under `<model>-v<version>-<run id>`. Downloaded beside it and renamed into place, so that a
+    killed download never passes for a snapshot; older refreshed copies of the version are removed."""
+    import mlflow
+
+    name = f"{model_name}-v{version}" + ("" if snapshot_run_id == run_id else f"-{snapshot_run_id}")
+    target = home.snapshots_dir() / name
+    if (target / SNAPSHOT_ARTIFACT / "meta.json").exists():
+        return target
+    home.snapshots_dir().mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=home.snapshots_dir()))
+    try:
+        mlflow.artifacts.download_artifacts(
+            run_id=snapshot_run_id, artifact_path=SNAPSHOT_ARTIFACT, dst_path=str(partial)
+        )
+        shutil.rmtree(target, ignore_errors=True)  # a copy without meta.json: left by an older download
+        try:
+            partial.rename(target)
+        except OSError:  # another process put the same copy in place first
+            if not (target / SNAPSHOT_ARTIFACT / "meta.json").exists():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    if snapshot_run_id != run_id:
+        _drop_old_refreshes(model_name, version, keep=target)
+    return target
+
+
+def _drop_old_refreshes(model_name: str, version: str, keep: Path) -> None:
+    """A daily refresh would otherwise leave a snapshot a day behind (hundreds of MB for millions of
+    people). The one before the newest stays: a process that started loading it may still be reading."""
+    copies = sorted(
+        (p for p in home.snapshots_dir().glob(f"{model_name}-v{version}-*") if p.is_dir() and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in copies[KEEP_REFRESHED - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def release_artifact_threads() -> None:

@@ -5,9 +5,20 @@ From Python (a notebook, a script), the CLI's operations return objects: `sendti
 the package imports nothing heavy: each function imports its stage when called.
 """
 
-from sendtime.notebook import Model, evaluate, load, report, schedule, simulate, train, tune
+from sendtime.notebook import Model, evaluate, load, refresh, report, schedule, simulate, train, tune
 
-__all__ = ["Model", "evaluate", "load", "report", "schedule", "simulate", "train", "tune", "__version__"]
+__all__ = [
+    "Model",
+    "evaluate",
+    "load",
+    "refresh",
+    "report",
+    "schedule",
+    "simulate",
+    "train",
+    "tune",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> str:

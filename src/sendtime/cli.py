@@ -178,6 +178,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refresh(args: argparse.Namespace) -> int:
+    r = notebook.refresh(args.data, args.config, progress=True, echo=print)
+    print(
+        f"refreshed model version {r.version} ({r.model_kind}): profiles as of {r.profiles_as_of} "
+        f"(were as of {r.previous_as_of or 'unknown'}), {r.subscribers:,} subscribers, "
+        f"opted out: {', '.join(f'{c} {n:,}' for c, n in r.opted_out.items())}; {r.seconds:.1f} s"
+    )
+    print(
+        f"snapshot: {r.snapshot_uri} (run {r.run_id}); `serve` picks it up at its next poll or POST /reload"
+    )
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from sendtime.serving.api import predict_once
 
@@ -301,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0, help="bootstrap seed")
     p.add_argument("--config")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("refresh", help="today's profiles for the champion from an export, without retraining")
+    p.add_argument("--data", required=True, help="export folder; its last event is the profiles' instant")
+    p.add_argument("--config", help="settings for the store and model name (the recipe is the version's)")
+    p.set_defaults(func=cmd_refresh)
 
     p = sub.add_parser("predict", help="answer one prediction request (JSON) exactly as the HTTP API does")
     p.add_argument("--request", help="JSON file (default: standard input)")

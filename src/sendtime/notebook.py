@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from sendtime.configs.settings import Settings
     from sendtime.workflows.evaluate import EvaluateResult
+    from sendtime.workflows.refresh import RefreshResult
     from sendtime.workflows.report import ReportResult
     from sendtime.workflows.train import TrainResult
     from sendtime.workflows.tune import TuneResult
@@ -103,6 +104,17 @@ def train(
     if allow_kind_change:
         settings.training.allow_kind_change = True
     return train_run(_folder(data_dir), settings, config_path=path, progress=progress, echo=echo)
+
+
+def refresh(
+    data_dir: str | Path, config: Config = None, *, progress: bool = False, echo: Echo = _quiet
+) -> RefreshResult:
+    """`sendtime refresh`: today's profiles for the champion from an export (same model, same recipe),
+    registered as the version's newest snapshot; `serve` picks it up without a restart."""
+    from sendtime.workflows.refresh import refresh as refresh_snapshot
+
+    settings, path = settings_of(config)
+    return refresh_snapshot(_folder(data_dir), settings, config_path=path, progress=progress, echo=echo)
 
 
 def tune(

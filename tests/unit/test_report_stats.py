@@ -162,7 +162,9 @@ def test_ips_interval_stays_open_when_few_matched_rows_clicked():
 
 
 def test_weighted_poisson_interval_is_garwoods_when_weights_are_equal_and_widens_with_a_heavy_row():
-    equal = st.weighted_poisson_interval(np.r_[np.full(3, 2.0), np.zeros(7)], np.full(10, 2.0))  # 3 of 10 clicked
+    equal = st.weighted_poisson_interval(
+        np.r_[np.full(3, 2.0), np.zeros(7)], np.full(10, 2.0)
+    )  # 3 of 10 clicked
     low, high = st.poisson_interval(3)
     assert equal == pytest.approx((2 * low, 2 * high), rel=1e-9)
     # one click at weight 1.25 among rows that could have counted at weight 100: far more is plausible
