@@ -71,6 +71,9 @@ bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the RE
 	$(PY) -m sendtime.experiments.realdata --mirrors $(MIRRORS)
 	$(PY) -m sendtime.experiments.bench_realdata
 	$(PY) -m sendtime.experiments.bench_load --start-server
+	$(PY) -m sendtime.experiments.bench_report --seeds 50 --subscribers 4000
+	$(PY) -m sendtime.experiments.bench_refresh --events 1000000 10000000
+	$(PY) -m sendtime.experiments.bench_refresh --quality --subscribers 4000 --seeds 0 1 2
 
 bento: setup ## build sendtime's wheel into dist/, then the Bento (bentofile.yaml) into the local Bento store
 	$(UV) build --wheel --out-dir dist --quiet
