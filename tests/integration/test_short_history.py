@@ -81,7 +81,12 @@ def test_eight_weeks_train_a_model_on_a_split_chosen_for_the_span(runs):
     assert "4 weekly training snapshots, 10.5 validation days, 10.5 test days" in text
     assert "model kind: send_response\n" in text and "test log loss" in text
     assert "champion log loss on this test set: none" not in text  # gated against the profile-only v1
-    assert len(runs[56]["plan"]) == 200 and (runs[56]["plan"]["channel"] != "").mean() > 0.9
+    plan = runs[56]["plan"]
+    # most rows get a send; a row without one is suppressed or an SMS-only person the 50-text budget
+    # did not reach (which of them the budget reaches moves with the estimator), never silently dropped
+    assert len(plan) == 200 and (plan["channel"] != "").mean() > 0.85
+    unsent = plan.loc[plan["channel"] == "", "reason"]
+    assert unsent.str.contains("suppressed|budget").all(), unsent[~unsent.str.contains("suppressed|budget")]
 
 
 def test_mlflow_records_the_design_and_the_model_kind(runs, monkeypatch):
