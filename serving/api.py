@@ -32,6 +32,7 @@ from sendtime.serving.api_models import (
     PredictResponse,
     Subscriber,
 )
+from sendtime.serving.feasibility import feasible_cells
 from sendtime.serving.followup import FOLLOWUP_GAIN, FOLLOWUP_SEND, plan_followups
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DIGITS = 6  # probabilities are rounded to this many decimals in answers
+_SMS_ONLY = np.array([[c == SMS for c in CHANNELS]])  # eligibility of a follow-up's one candidate channel
 
 
 def _last_sent(subscribers: list[Subscriber]) -> np.ndarray | None:
@@ -111,8 +113,7 @@ def answer(
     wanted = np.array([request.channels is None or c in request.channels for c in CHANNELS])
     eligible = policy.eligibility(audience.has[:, 0], audience.has[:, 1], request.channels)
     scores = predictor.score(audience, hours, channels=eligible)
-    allowed = quiet_hours.sms_allowed(hours, audience.sms_zones, audience.state, _rules(settings))
-    feasible = policy.feasible_mask(eligible, allowed, hours, _last_sent(subs), settings.policy)
+    feasible = feasible_cells(audience, hours, settings.policy, eligible=eligible, last_sent=_last_sent(subs))
     d = policy.decide(
         scores, feasible, settings.policy, rng, base_reasons=audience.base_reasons(), eligible=eligible
     )
@@ -167,11 +168,6 @@ def _score_lists(
     return out
 
 
-def _rules(settings: Settings) -> quiet_hours.QuietHourRules:
-    # load_rules caches the parsed CSV per path and modification time, so this costs nothing per request
-    return quiet_hours.load_rules(settings.policy)
-
-
 def followup(request: FollowupRequest, predictor: Predictor, settings: Settings) -> FollowupResponse:
     """Should an SMS follow this e-mail, and when?
 
@@ -200,7 +196,8 @@ def followup(request: FollowupRequest, predictor: Predictor, settings: Settings)
     k = int(pol.followup_min_hours)
     email_expected = float(scores[0, 0, 0]) * (float(survival[k]) if k < len(survival) else 0.0)
 
-    allowed = quiet_hours.sms_allowed(hours, audience.sms_zones, audience.state, _rules(settings))
+    # SMS quiet hours only: plan_followups judges the contact (has_sms) and the follow-up window itself
+    allowed = feasible_cells(audience, hours, pol, eligible=_SMS_ONLY)[:, CHANNELS.index(SMS)]
     plan = plan_followups(
         email_sent_at=np.array([sent.tz_localize(None).to_datetime64()]),
         engaged=np.array([request.engaged]),
