@@ -34,6 +34,7 @@ from sendtime.serving.api_models import (
 )
 from sendtime.serving.feasibility import feasible_cells
 from sendtime.serving.followup import FOLLOWUP_GAIN, FOLLOWUP_SEND, plan_followups
+from sendtime.serving.reasons import REASON_NO_REQUESTED_CONTACT
 
 if TYPE_CHECKING:
     from sendtime.serving.contacts import Audience
@@ -89,7 +90,7 @@ def _unsent_reasons(
     for i in np.flatnonzero(opted):  # only the people left without any channel
         reasons[i] = "; ".join(w for w in why[i] if w)
     unasked = none & ~opted & audience.has.any(axis=1)
-    reasons[unasked] = "no contact on the requested channels"
+    reasons[unasked] = REASON_NO_REQUESTED_CONTACT
 
 
 def _round(values: np.ndarray) -> list[float | None]:
