@@ -2,13 +2,13 @@
 
 Shared by `sendtime serve`, whose `/openapi.json` declares them, and `sendtime predict`. Field types
 refuse what the contract refuses (naive timestamps, unknown zones and channels) with messages that name
-the problem; limits that settings configure (`serving.max_subscribers_per_request`,
+the problem; timestamps and windows follow the rules of `sendtime schedule` (`campaign_options`); limits that settings configure (`serving.max_subscribers_per_request`,
 `serving.max_window_days`) come in as validation context (`api_errors.parse`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,27 +26,13 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python < 3
 from sendtime.configs.settings import ServingSettings
 from sendtime.features import local_time
 from sendtime.schema import CHANNELS
+from sendtime.serving.campaign_options import read_instant, window_hours
 
 
 # ------------------------------------------------------------------------------------ field types
 def _timestamp(value: Any) -> datetime | None:
-    """ISO-8601 with an offset or Z to an aware datetime; naive or unreadable text is refused."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(
-                f"cannot read timestamp {value!r}: expected ISO-8601 with an offset or Z, e.g. 2026-11-03T05:00:00Z"
-            ) from None
-    else:
-        raise ValueError(f"expected an ISO-8601 timestamp string, got {type(value).__name__}")
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"timestamp {value!s} has no UTC offset: add Z or an offset such as +01:00")
-    return parsed
+    """`campaign_options.read_instant`, the CLI's rule too: naive, unreadable or out-of-range is refused."""
+    return None if value is None else read_instant(value)
 
 
 def _contact(value: Any) -> str | None:
@@ -138,18 +124,7 @@ class Window(_Strict):
     def _sane(self, info: ValidationInfo) -> Window:
         if self.start is None or self.end is None:
             raise ValueError("needs both start and end")
-        if self.end <= self.start:
-            raise ValueError(
-                f"end ({local_time.utc_stamp(self.end)}) must be after start ({local_time.utc_stamp(self.start)})"
-            )
-        days = _serving(info).max_window_days
-        if self.end - self.start > timedelta(days=days):
-            span = (self.end - self.start) / timedelta(days=1)
-            raise ValueError(f"spans {span:g} days; at most {days:g} days (serving.max_window_days)")
-        if len(local_time.candidate_hours(self.start, self.end)) == 0:
-            raise ValueError(
-                f"holds no clock-hour start between {local_time.utc_stamp(self.start)} and {local_time.utc_stamp(self.end)}"
-            )
+        window_hours(self.start, self.end, _serving(info).max_window_days)  # the CLI's rules
         return self
 
 
