@@ -261,6 +261,40 @@ def test_bad_requests_get_4xx_naming_the_field_and_the_server_keeps_serving(clie
     assert good.status_code == 200
 
 
+_DEEP = 100_000  # levels: far past the JSON parser's recursion limit
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("/predict", b'{"subscribers": ' + b"[" * _DEEP + b"]" * _DEEP + b"}", 400, "body"),
+        ("/followup", b'{"subscriber": {"email": ' + b"[" * _DEEP + b"]" * _DEEP + b"}}", 400, "body"),
+        ("/predict", b'{"subscribers": [{"email": "\\ud800@x.com"}]}', 422, "subscribers[0].email"),
+        ("/predict", b'{"subscribers": [{"email": "a@b.co", "timezone": "Europe/\\udfff"}]}', 422,
+         "subscribers[0].timezone"),
+        ("/predict", b'{"subscribers": [{"email": "a@b.co"}], "channels": ["\\ud800"]}', 422, "channels[0]"),
+        ("/predict", b'{"subscribers": [{"email": "a@b.co", "\\ud800": 1}]}', 422, "subscribers[0].\\ud800"),
+        ("/followup", b'{"subscriber": {"phone": "\\udc00"}, "email_sent_at": "2026-11-03T05:00:00Z"}', 422,
+         "subscriber.phone"),
+        ("/followup", {"subscriber": {"email": "a@b.co"}, "email_sent_at": "9999-12-31T23:00:00Z"}, 422,
+         "email_sent_at"),
+        ("/predict", {"subscribers": [{"email": "a@b.co", "last_sent": {"sms": "9999-01-01T00:00:00Z"}}]}, 422,
+         "subscribers[0].last_sent.sms"),
+        ("/predict", {"subscribers": [{"email": "a@b.co"}], "window": {"start": "0001-01-01T00:00:00Z",
+                                                                       "end": WINDOW["end"]}}, 422, "window.start"),
+        ("/predict", b'{"subscribers": [{"phone": ' + b"9" * 5000 + b"}]}", 400, "body"),
+    ],
+)  # fmt: skip
+def test_malformed_requests_that_once_got_500_get_4xx_naming_the_field(client, path, body, status, field):
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    response = client.post(path, **kwargs)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert field in {d["field"] for d in error["details"]}, error
+    assert f"{field}: " in error["error"]
+    assert client.post("/predict", json={"subscribers": [{"email": "a@b.co"}], "window": WINDOW}).status_code == 200
+
+
 def test_requests_without_the_api_key_get_401(server, client):
     body = {"subscribers": [{"email": "a@b.co"}], "window": WINDOW}
     for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
