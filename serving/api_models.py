@@ -129,6 +129,20 @@ class Window(_Strict):
 
 
 class PredictRequest(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "subscribers": [{"email": "ana@example.com", "phone": "+12125550123"}],
+                    "window": {"start": "2026-11-03T05:00:00Z", "end": "2026-11-04T05:00:00Z"},
+                    "channels": ["email", "sms"],
+                    "include_scores": True,
+                }
+            ]
+        },
+    )
+
     subscribers: list[Subscriber] = Field(min_length=1)
     window: Window | None = Field(None, description="default: the next 24 hours, from the next clock hour")
     channels: list[ChannelName] | None = Field(
@@ -148,6 +162,16 @@ class PredictRequest(_Strict):
 
 
 class FollowupRequest(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"subscriber": {"email": "ana@example.com", "phone": "+12125550123"},
+                 "email_sent_at": "2026-11-03T14:00:00Z", "engaged": False}
+            ]
+        },
+    )  # fmt: skip
+
     subscriber: Person
     email_sent_at: Timestamp = Field(description="when the e-mail went out, ISO-8601 with an offset or Z")
     engaged: bool = Field(False, description="the subscriber already clicked (or opened) the e-mail")
