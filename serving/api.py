@@ -131,8 +131,11 @@ def answer(
     expected, propensity = _round(d.expected), _round(d.propensity)
     per_channel = _score_lists(scores, feasible, eligible, starts) if request.include_scores else None
 
+    # every answer is validated against the models /openapi.json declares; the score lists, built here
+    # from float arrays and as long as the window, are attached after validation (they would double
+    # the cost of a large answer, and the fuzz tests check their schema over HTTP)
     decisions = [
-        Decision.model_construct(
+        Decision(
             subscriber_id=audience.subscriber_id[i],
             channel=names[i],
             send_at=send_at[i],
@@ -142,11 +145,13 @@ def answer(
             reason=reasons[i],
             explored=bool(d.explored[i]),
             propensity=propensity[i],
-            scores=None if per_channel is None else per_channel[i],
         )
         for i in range(len(subs))
     ]
-    return PredictResponse.model_construct(
+    if per_channel is not None:
+        for decision, scores_of in zip(decisions, per_channel, strict=True):
+            decision.scores = scores_of
+    return PredictResponse(
         model_version=predictor.model_version, model=model_info(predictor), decisions=decisions
     )
 
