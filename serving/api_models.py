@@ -32,7 +32,12 @@ from sendtime.serving.campaign_options import read_instant, window_hours
 # ------------------------------------------------------------------------------------ field types
 def _timestamp(value: Any) -> datetime | None:
     """`campaign_options.read_instant`, the CLI's rule too: naive, unreadable or out-of-range is refused."""
-    return None if value is None else read_instant(value)
+    if value is None:
+        return None
+    try:
+        return read_instant(value)
+    except ValueError as exc:
+        raise ValueError(f"cannot read timestamp {value!r}: {exc}") from None
 
 
 def _contact(value: Any) -> str | None:

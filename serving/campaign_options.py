@@ -37,29 +37,26 @@ class Window:
 
 def read_instant(value: object) -> pd.Timestamp:
     """ISO-8601 text with an offset or Z (or an aware datetime) to a UTC Timestamp inside the supported
-    years; ValueError otherwise, with a message that leaves naming the field or option to the caller."""
+    years; ValueError otherwise, saying only what is wrong (the caller names the field or option and
+    quotes the value: `parse_instant`, `api_models`)."""
     if isinstance(value, datetime):
-        parsed, text = value, value.isoformat()
+        parsed = value
     elif isinstance(value, str):
-        text = value.strip()
         try:  # the standard library reads ISO-8601 only; pandas would also take "now" or "3 Nov"
-            parsed = datetime.fromisoformat(text)
+            parsed = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(f"cannot read timestamp {value!r}: not an ISO-8601 time ({_EXAMPLE})") from None
+            raise ValueError(f"not an ISO-8601 time ({_EXAMPLE})") from None
     else:
         raise ValueError(f"expected an ISO-8601 timestamp string, got {type(value).__name__}")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(
-            f"timestamp {text!r} has no UTC offset: it needs a UTC offset or Z ({_EXAMPLE});"
-            " a time without one is ambiguous"
-        )
+        raise ValueError(f"needs a UTC offset or Z ({_EXAMPLE}): a time with no UTC offset is ambiguous")
     try:
         ts = pd.Timestamp(parsed).tz_convert("UTC")
         inside = _EARLIEST <= ts < _LATEST
     except (OverflowError, ValueError):  # beyond what pandas holds at all
         inside = False
     if not inside:
-        raise ValueError(f"timestamp {text!r} is out of the supported range (years 1678 to 2261)")
+        raise ValueError("out of the supported range (years 1678 to 2261)")
     return ts.as_unit("ns")
 
 
@@ -89,7 +86,7 @@ def parse_instant(text: str, option: str) -> pd.Timestamp:
     try:
         return read_instant(str(text))
     except ValueError as exc:
-        raise ValueError(f"{option}: {exc}") from None
+        raise ValueError(f"{option} {text!r}: {exc}") from None
 
 
 def parse_window(start: str, end: str, campaign_time: str | None = None, max_days: float = 14) -> Window:
