@@ -9,6 +9,9 @@
 2. Cold contacts: `--cold` sequential single requests with contacts the service has never seen (the
    predictor memoises per-contact resolution, so a first sight costs more than a repeat).
 3. Batches: `--batches` sequential requests of `--batch` subscribers each; p50 and p99.
+0. First sight (`--first-sight N`, before anything warms the service): N known subscribers, each asked
+   for once, alternating on one keep-alive connection with `GET /livez` (a trivial endpoint on the same
+   stack); p50 and p99 of both and their ratio (target: p50 within 2.5x of /livez, p99 under 10 ms).
 
 Before phase 1 the contact pool is sent once in batches, as a service in steady traffic has seen its
 regular subscribers (`--no-warm` skips this). Targets: single p50 <= 5 ms and p99 <= 25 ms at
@@ -75,6 +78,18 @@ def contacts(data: Path | None, n: int, seed: int) -> list[dict[str, str]]:
     return out
 
 
+def distinct_known(data: Path | None, n: int) -> list[dict[str, str]]:
+    """Up to `n` different known subscribers (one e-mail address each) from the data folder's table."""
+    import pandas as pd
+
+    files = sorted(Path(data).glob("subscribers.*")) if data is not None else []
+    if not files:
+        return []
+    table = pd.read_parquet(files[0]) if files[0].suffix == ".parquet" else pd.read_csv(files[0])
+    emails = table.loc[table["channel"].astype(str).str.lower() == "email", "address"].astype(str)
+    return [{"email": e} for e in emails.drop_duplicates().tolist()[:n]]
+
+
 def fresh_contacts(n: int, seed: int) -> list[dict[str, str]]:
     """Contacts nobody has seen: new e-mail addresses, half of them with a new US phone number."""
     rng = np.random.default_rng(seed + 1_000_003)
@@ -118,6 +133,22 @@ async def warm(base: str, people: list[dict], headers: dict) -> None:
         for lo in range(0, len(people), 1000):
             body = json.dumps({"subscribers": people[lo : lo + 1000]}).encode()
             await _one(client, f"{base}/predict", body, headers, time.perf_counter())
+
+
+async def first_sight(base: str, people: list[dict], headers: dict) -> tuple[dict, dict]:
+    """Each person once, sequentially, each request beside a `GET /livez` on the same connection."""
+    import httpx
+
+    predict, livez = [], []
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        await client.get(f"{base}/livez")  # the connection, opened before timing
+        for person in people:
+            t = time.perf_counter()
+            response = await client.get(f"{base}/livez")
+            livez.append((time.perf_counter() - t, response.status_code))
+            body = json.dumps({"subscribers": [person]}).encode()
+            predict.append(await _one(client, f"{base}/predict", body, headers, time.perf_counter()))
+    return _summary(predict), _summary(livez)
 
 
 async def open_loop(
@@ -303,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=100.0, help="single-subscriber requests per second")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--cold", type=int, default=200, help="sequential single requests with unseen contacts")
+    p.add_argument(
+        "--first-sight", type=int, default=0, help="known subscribers asked for once each, beside /livez"
+    )
     p.add_argument("--batch", type=int, default=1000, help="subscribers per batch request")
     p.add_argument("--batches", type=int, default=20, help="sequential batch requests")
     p.add_argument("--max-in-flight", type=int, default=256)
@@ -327,6 +361,13 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://127.0.0.1:{port}"
         server = start_server(port)
     try:
+        if args.first_sight:
+            seen, trivial = asyncio.run(first_sight(base, distinct_known(data, args.first_sight), headers))
+            print(
+                f"first sight, {seen['requests']} known subscribers: p50 {seen['p50_ms']:.2f} ms, p99 "
+                f"{seen['p99_ms']:.2f} ms ({seen['errors']} errors); /livez p50 {trivial['p50_ms']:.2f} ms, "
+                f"p99 {trivial['p99_ms']:.2f} ms; p50 ratio {seen['p50_ms'] / trivial['p50_ms']:.2f}x"
+            )
         people = contacts(data, max(args.batch * 2, 5000), args.seed)
         if not args.no_warm:
             asyncio.run(warm(base, people, headers))

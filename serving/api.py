@@ -32,7 +32,9 @@ from sendtime.serving.api_models import (
     PredictResponse,
     Subscriber,
 )
+from sendtime.serving.feasibility import feasible_cells
 from sendtime.serving.followup import FOLLOWUP_GAIN, FOLLOWUP_SEND, plan_followups
+from sendtime.serving.reasons import REASON_NO_REQUESTED_CONTACT
 
 if TYPE_CHECKING:
     from sendtime.serving.contacts import Audience
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DIGITS = 6  # probabilities are rounded to this many decimals in answers
+_SMS_ONLY = np.array([[c == SMS for c in CHANNELS]])  # eligibility of a follow-up's one candidate channel
 
 
 def _last_sent(subscribers: list[Subscriber]) -> np.ndarray | None:
@@ -87,7 +90,7 @@ def _unsent_reasons(
     for i in np.flatnonzero(opted):  # only the people left without any channel
         reasons[i] = "; ".join(w for w in why[i] if w)
     unasked = none & ~opted & audience.has.any(axis=1)
-    reasons[unasked] = "no contact on the requested channels"
+    reasons[unasked] = REASON_NO_REQUESTED_CONTACT
 
 
 def _round(values: np.ndarray) -> list[float | None]:
@@ -111,8 +114,7 @@ def answer(
     wanted = np.array([request.channels is None or c in request.channels for c in CHANNELS])
     eligible = policy.eligibility(audience.has[:, 0], audience.has[:, 1], request.channels)
     scores = predictor.score(audience, hours, channels=eligible)
-    allowed = quiet_hours.sms_allowed(hours, audience.sms_zones, audience.state, _rules(settings))
-    feasible = policy.feasible_mask(eligible, allowed, hours, _last_sent(subs), settings.policy)
+    feasible = feasible_cells(audience, hours, settings.policy, eligible=eligible, last_sent=_last_sent(subs))
     d = policy.decide(
         scores, feasible, settings.policy, rng, base_reasons=audience.base_reasons(), eligible=eligible
     )
@@ -129,8 +131,11 @@ def answer(
     expected, propensity = _round(d.expected), _round(d.propensity)
     per_channel = _score_lists(scores, feasible, eligible, starts) if request.include_scores else None
 
+    # every answer is validated against the models /openapi.json declares; the score lists, built here
+    # from float arrays and as long as the window, are attached after validation (they would double
+    # the cost of a large answer, and the fuzz tests check their schema over HTTP)
     decisions = [
-        Decision.model_construct(
+        Decision(
             subscriber_id=audience.subscriber_id[i],
             channel=names[i],
             send_at=send_at[i],
@@ -140,11 +145,13 @@ def answer(
             reason=reasons[i],
             explored=bool(d.explored[i]),
             propensity=propensity[i],
-            scores=None if per_channel is None else per_channel[i],
         )
         for i in range(len(subs))
     ]
-    return PredictResponse.model_construct(
+    if per_channel is not None:
+        for decision, scores_of in zip(decisions, per_channel, strict=True):
+            decision.scores = scores_of
+    return PredictResponse(
         model_version=predictor.model_version, model=model_info(predictor), decisions=decisions
     )
 
@@ -165,11 +172,6 @@ def _score_lists(
             }
         )
     return out
-
-
-def _rules(settings: Settings) -> quiet_hours.QuietHourRules:
-    # load_rules caches the parsed CSV per path and modification time, so this costs nothing per request
-    return quiet_hours.load_rules(settings.policy)
 
 
 def followup(request: FollowupRequest, predictor: Predictor, settings: Settings) -> FollowupResponse:
@@ -200,7 +202,8 @@ def followup(request: FollowupRequest, predictor: Predictor, settings: Settings)
     k = int(pol.followup_min_hours)
     email_expected = float(scores[0, 0, 0]) * (float(survival[k]) if k < len(survival) else 0.0)
 
-    allowed = quiet_hours.sms_allowed(hours, audience.sms_zones, audience.state, _rules(settings))
+    # SMS quiet hours only: plan_followups judges the contact (has_sms) and the follow-up window itself
+    allowed = feasible_cells(audience, hours, pol, eligible=_SMS_ONLY)[:, CHANNELS.index(SMS)]
     plan = plan_followups(
         email_sent_at=np.array([sent.tz_localize(None).to_datetime64()]),
         engaged=np.array([request.engaged]),

@@ -2,7 +2,7 @@
 
 Status codes (the same for HTTP and `sendtime predict`):
   200  an answer;
-  400  the body is not JSON;
+  400  the body is not JSON (or nests deeper than JSON readers go);
   401  an API key is configured and the request does not carry it (HTTP only);
   422  the JSON does not validate: `{"error": "<field>: <problem>", "details": [{"field", "message"}]}`,
        every message naming the field with its index, e.g. `subscribers[3]: needs an email or a phone`;
@@ -13,6 +13,7 @@ Status codes (the same for HTTP and `sendtime predict`):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -99,10 +100,56 @@ def parse(text: str | bytes, model: type[BaseModel], settings: Settings) -> Base
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _body_error(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:  # the parser recurses per level; no request of ours nests deeper than a few
+        raise _body_error("nested too deeply") from None
+    except ValueError as exc:  # valid syntax the parser still refuses: an integer of 4,300+ digits
+        raise _body_error(f"not readable JSON ({exc})") from None
+    if _ESCAPED_SURROGATE.search(text):  # rare: look for the string that is not Unicode only then
+        _refuse_surrogates(data)
     try:
         return model.model_validate(data, context={"serving": settings.serving})
     except ValidationError as exc:
         raise validation_error(exc) from None
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # JSON's \uD800-\uDFFF escapes
+
+
+def _refuse_surrogates(data: Any) -> None:
+    """422 naming every string (or key) holding a lone surrogate: JSON can spell one (`"\\ud800"`) but it
+    is not text, and it could not be hashed, looked up or echoed back in an answer."""
+    details, stack = [], [((), data)]
+    while stack:  # by hand, not recursively: any nesting json.loads accepted is walked safely
+        loc, value = stack.pop()
+        items = (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        )
+        for key, item in items:
+            where = (*loc, _printable(key) if isinstance(key, str) else key)
+            if isinstance(key, str) and not _is_text(key):
+                details.append(
+                    {"field": _where(where), "message": "the field name is not valid Unicode text"}
+                )
+            elif isinstance(item, str) and not _is_text(item):
+                details.append(
+                    {"field": _where(where), "message": "not valid Unicode text (a lone surrogate)"}
+                )
+            elif isinstance(item, dict | list):
+                stack.append((where, item))
+    if details:
+        raise _invalid(sorted(details, key=lambda d: d["field"]))
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(value: str) -> str:
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def check_contacts(audience: Audience, given: list[tuple[str | None, str | None]], prefix: str) -> None:

@@ -2,13 +2,13 @@
 
 Shared by `sendtime serve`, whose `/openapi.json` declares them, and `sendtime predict`. Field types
 refuse what the contract refuses (naive timestamps, unknown zones and channels) with messages that name
-the problem; limits that settings configure (`serving.max_subscribers_per_request`,
+the problem; timestamps and windows follow the rules of `sendtime schedule` (`campaign_options`); limits that settings configure (`serving.max_subscribers_per_request`,
 `serving.max_window_days`) come in as validation context (`api_errors.parse`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,27 +26,18 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python < 3
 from sendtime.configs.settings import ServingSettings
 from sendtime.features import local_time
 from sendtime.schema import CHANNELS
+from sendtime.serving.campaign_options import read_instant, window_hours
 
 
 # ------------------------------------------------------------------------------------ field types
 def _timestamp(value: Any) -> datetime | None:
-    """ISO-8601 with an offset or Z to an aware datetime; naive or unreadable text is refused."""
+    """`campaign_options.read_instant`, the CLI's rule too: naive, unreadable or out-of-range is refused."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(
-                f"cannot read timestamp {value!r}: expected ISO-8601 with an offset or Z, e.g. 2026-11-03T05:00:00Z"
-            ) from None
-    else:
-        raise ValueError(f"expected an ISO-8601 timestamp string, got {type(value).__name__}")
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"timestamp {value!s} has no UTC offset: add Z or an offset such as +01:00")
-    return parsed
+    try:
+        return read_instant(value)
+    except ValueError as exc:
+        raise ValueError(f"cannot read timestamp {value!r}: {exc}") from None
 
 
 def _contact(value: Any) -> str | None:
@@ -138,22 +129,25 @@ class Window(_Strict):
     def _sane(self, info: ValidationInfo) -> Window:
         if self.start is None or self.end is None:
             raise ValueError("needs both start and end")
-        if self.end <= self.start:
-            raise ValueError(
-                f"end ({local_time.utc_stamp(self.end)}) must be after start ({local_time.utc_stamp(self.start)})"
-            )
-        days = _serving(info).max_window_days
-        if self.end - self.start > timedelta(days=days):
-            span = (self.end - self.start) / timedelta(days=1)
-            raise ValueError(f"spans {span:g} days; at most {days:g} days (serving.max_window_days)")
-        if len(local_time.candidate_hours(self.start, self.end)) == 0:
-            raise ValueError(
-                f"holds no clock-hour start between {local_time.utc_stamp(self.start)} and {local_time.utc_stamp(self.end)}"
-            )
+        window_hours(self.start, self.end, _serving(info).max_window_days)  # the CLI's rules
         return self
 
 
 class PredictRequest(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "subscribers": [{"email": "ana@example.com", "phone": "+12125550123"}],
+                    "window": {"start": "2026-11-03T05:00:00Z", "end": "2026-11-04T05:00:00Z"},
+                    "channels": ["email", "sms"],
+                    "include_scores": True,
+                }
+            ]
+        },
+    )
+
     subscribers: list[Subscriber] = Field(min_length=1)
     window: Window | None = Field(None, description="default: the next 24 hours, from the next clock hour")
     channels: list[ChannelName] | None = Field(
@@ -173,6 +167,16 @@ class PredictRequest(_Strict):
 
 
 class FollowupRequest(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"subscriber": {"email": "ana@example.com", "phone": "+12125550123"},
+                 "email_sent_at": "2026-11-03T14:00:00Z", "engaged": False}
+            ]
+        },
+    )  # fmt: skip
+
     subscriber: Person
     email_sent_at: Timestamp = Field(description="when the e-mail went out, ISO-8601 with an offset or Z")
     engaged: bool = Field(False, description="the subscriber already clicked (or opened) the e-mail")

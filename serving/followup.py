@@ -22,16 +22,17 @@ import pandas as pd
 from sendtime.configs.settings import PolicySettings
 from sendtime.schema import EXPECTED_ENGAGEMENT, REASON, SEND_AT
 from sendtime.serving.quiet_hours import utc_hours, utc_instants
+from sendtime.serving.reasons import (
+    REASON_FOLLOWUP_ENGAGED,
+    REASON_FOLLOWUP_LOW_GAIN,
+    REASON_FOLLOWUP_NO_EMAIL,
+    REASON_FOLLOWUP_NO_HOUR,
+    REASON_FOLLOWUP_NO_SMS,
+    REASON_FOLLOWUP_SEND,
+)
 
 FOLLOWUP_SEND = "send"
 FOLLOWUP_GAIN = "gain"
-
-REASON_SEND = "sms follow-up: best hour after the e-mail"
-REASON_NO_EMAIL = "no e-mail send"
-REASON_NO_SMS = "no sms contact"
-REASON_ENGAGED = "already engaged"
-REASON_NO_HOUR = "no feasible sms hour in the follow-up window (quiet hours)"
-REASON_LOW_GAIN = "expected gain below threshold"
 
 
 def plan_followups(
@@ -82,8 +83,14 @@ def plan_followups(
 
     reason = np.select(
         [~has_sms, engaged, np.isnat(sent), ~has_hour, ~send],
-        [REASON_NO_SMS, REASON_ENGAGED, REASON_NO_EMAIL, REASON_NO_HOUR, REASON_LOW_GAIN],
-        REASON_SEND,
+        [
+            REASON_FOLLOWUP_NO_SMS,
+            REASON_FOLLOWUP_ENGAGED,
+            REASON_FOLLOWUP_NO_EMAIL,
+            REASON_FOLLOWUP_NO_HOUR,
+            REASON_FOLLOWUP_LOW_GAIN,
+        ],
+        REASON_FOLLOWUP_SEND,
     ).astype(object)
     send_at = hours[best] if n_hours else pd.DatetimeIndex([pd.NaT] * n, tz="UTC")
     return pd.DataFrame(

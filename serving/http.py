@@ -76,6 +76,9 @@ def openapi(app: FastAPI, *request_models: type[BaseModel]):
 
 
 def json_response(body: BaseModel | dict, status: int = codes.OK) -> Response:
+    """An answer model (validated when it was built) or a refusal, checked against `ErrorBody`."""
+    if isinstance(body, dict) and status >= codes.BAD_JSON:
+        body = ErrorBody.model_validate(body)
     if isinstance(body, BaseModel):
         return Response(body.model_dump_json(), status_code=status, media_type="application/json")
     return JSONResponse(body, status_code=status)

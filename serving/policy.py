@@ -19,27 +19,28 @@ import pandas as pd
 
 from sendtime.configs.settings import PolicySettings
 from sendtime.schema import CHANNELS, EMAIL, SMS
+from sendtime.serving import reasons as R
 from sendtime.serving.quiet_hours import utc_hours, utc_instants
 
 NO_CHANNEL = -1
 _EXPLORE_CHUNK = 65_536  # rows per block when drawing random cells, to bound memory
 
-# policy part of a reason; the caller's base reason (where the scores came from) goes in front
+# policy part of a reason (texts in `reasons`); the caller's base reason (where the scores came from) goes in front
 _NO_CONTACT, _NO_FEASIBLE, _NOTHING = 0, 1, 2
 _EMAIL_BEST, _EMAIL_SMS_COST, _EMAIL_ONLY = 3, 4, 5
 _SMS_BEST, _SMS_ONLY = 6, 7
 _EXPLORE_EMAIL, _EXPLORE_SMS = 8, 9
 _REASON_TEXT = {
-    _NO_CONTACT: "no contact",
-    _NO_FEASIBLE: "no feasible hour (quiet hours / fatigue)",
-    _NOTHING: "no eligible channel or feasible hour",
-    _EMAIL_BEST: f"{EMAIL}: best value",
-    _EMAIL_SMS_COST: f"{EMAIL}: {SMS} gain below its cost",
-    _EMAIL_ONLY: f"{EMAIL}: only feasible channel",
-    _SMS_BEST: f"{SMS}: best value after {SMS} cost",
-    _SMS_ONLY: f"{SMS}: only feasible channel",
-    _EXPLORE_EMAIL: f"exploration (random {EMAIL} hour)",
-    _EXPLORE_SMS: f"exploration (random {SMS} hour)",
+    _NO_CONTACT: R.REASON_NO_CONTACT,
+    _NO_FEASIBLE: R.REASON_NO_FEASIBLE,
+    _NOTHING: R.REASON_NOTHING,
+    _EMAIL_BEST: R.REASON_EMAIL_BEST,
+    _EMAIL_SMS_COST: R.REASON_EMAIL_SMS_COST,
+    _EMAIL_ONLY: R.REASON_EMAIL_ONLY,
+    _SMS_BEST: R.REASON_SMS_BEST,
+    _SMS_ONLY: R.REASON_SMS_ONLY,
+    _EXPLORE_EMAIL: R.REASON_EXPLORE_EMAIL,
+    _EXPLORE_SMS: R.REASON_EXPLORE_SMS,
 }
 _STANDALONE = (_NO_CONTACT, _NO_FEASIBLE, _NOTHING)  # the base reason says nothing useful here
 _EXPLORED = (_EXPLORE_EMAIL, _EXPLORE_SMS)

@@ -1,7 +1,8 @@
-"""The texts of a plan's `reason` column, defined once for the planner, its report and its tests.
+"""Every `reason` text, defined once: the API's decisions and follow-ups, a plan's rows, its report.
 
 A reason reads "<where the scores came from>; <what the policy or a limit did>" (`join_reasons`); the
-summary (`plan_report`) counts rows without a send by these texts, so they must not drift apart.
+summary (`plan_report`) counts rows without a send by these texts, and the API and `sendtime schedule`
+must say the same thing for the same row, so they must not drift apart.
 """
 
 from __future__ import annotations
@@ -11,18 +12,37 @@ import pandas as pd
 
 from sendtime import schema as S
 
+# why nothing is sent (standalone: the base reason says nothing useful here)
 REASON_NO_CONTACT = "no contact"
+REASON_NO_REQUESTED_CONTACT = "no contact on the requested channels"  # the API's `channels` left none
+REASON_NO_FEASIBLE = "no feasible hour (quiet hours / fatigue)"
+REASON_NOTHING = "no eligible channel or feasible hour"  # the caller did not say who has a contact
 REASON_INVALID_EMAIL = "invalid email"
 REASON_INVALID_PHONE = "invalid phone"
 REASON_HOLDOUT = "holdout: campaign time"
 REASON_DUPLICATE = "duplicate: same subscriber as an earlier row (one send per person)"
-REASON_NO_FEASIBLE = "no feasible hour (quiet hours)"
 REASON_BUDGET = "sms budget exhausted"
 REASON_CAP = "send-rate cap full"
 REASON_BAD_ZONE = "invalid timezone (not an IANA name): no sms"
+# what the per-row policy chose (`policy.decide`, after the base reason)
+REASON_EMAIL_BEST = f"{S.EMAIL}: best value"
+REASON_EMAIL_SMS_COST = f"{S.EMAIL}: {S.SMS} gain below its cost"
+REASON_EMAIL_ONLY = f"{S.EMAIL}: only feasible channel"
+REASON_SMS_BEST = f"{S.SMS}: best value after {S.SMS} cost"
+REASON_SMS_ONLY = f"{S.SMS}: only feasible channel"
+REASON_EXPLORE_EMAIL = f"exploration (random {S.EMAIL} hour)"  # after "<base> + "
+REASON_EXPLORE_SMS = f"exploration (random {S.SMS} hour)"
 # what a shared limit changed in a row's per-row decision (after the base reason)
 REASON_SMS_DEMOTED = f"{S.EMAIL}: {S.SMS} budget went to larger gains"
 REASON_HOUR_MOVED = "hour moved by the send-rate cap"  # after "<channel>: "
+
+# e-mail -> SMS follow-ups (`followup.plan_followups`, the API's /followup)
+REASON_FOLLOWUP_SEND = f"{S.SMS} follow-up: best hour after the e-mail"
+REASON_FOLLOWUP_NO_EMAIL = "no e-mail send"
+REASON_FOLLOWUP_NO_SMS = f"no {S.SMS} contact"
+REASON_FOLLOWUP_ENGAGED = "already engaged"
+REASON_FOLLOWUP_NO_HOUR = f"no feasible {S.SMS} hour in the follow-up window (quiet hours)"
+REASON_FOLLOWUP_LOW_GAIN = "expected gain below threshold"
 
 
 def join_reasons(base: np.ndarray, policy: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The real prediction service over real HTTP: `sendtime serve` as a subprocess on the session's champion.
 
-One server for the module (started once, stopped in the fixture's finalizer), with an API key set, so
-every request but the probes carries `X-API-Key`. Alias polling runs every 2 s. The last test trains a
+One server for the module (tests/integration/conftest.py: started once, stopped in the fixture's
+finalizer), with an API key set, so every request but the probes carries `X-API-Key`. Alias polling runs every 2 s. The last test trains a
 second version, swaps it in under a stream of requests, and gives the `champion` alias back afterwards.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,74 +19,17 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-
-from sendtime.experiments.bench_load import stop_server
 
 pytestmark = pytest.mark.integration
 
 SENDTIME = Path(sys.executable).with_name("sendtime")
-KEY = "s3cret-test-key"
 TEXAS = "+12145550123"
 WINDOW = {"start": "2026-11-03T05:00:00Z", "end": "2026-11-06T05:00:00Z"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def config(tmp_path_factory, test_settings) -> Path:
-    raw = test_settings.model_dump(mode="json")
-    raw["serving"]["reload_poll_seconds"] = 2
-    path = tmp_path_factory.mktemp("serve") / "serve.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-@pytest.fixture(scope="module")
-def env(session_home) -> dict[str, str]:
-    out = {**os.environ, "SENDTIME_HOME": str(session_home), "SENDTIME_API_KEY": KEY}
-    out.pop("MLFLOW_TRACKING_URI", None)
-    return out
-
-
-@pytest.fixture(scope="module")
-def server(trained_champion, config, env, tmp_path_factory):
-    """`sendtime serve --port P --config C` on 127.0.0.1; yields its base URL once /readyz says 200."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("serve-log") / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(SENDTIME), "serve", "--port", str(port), "--config", str(config)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"sendtime serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"sendtime serve not ready after 90 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        stop_server(process)
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server, headers={"X-API-Key": KEY}, timeout=60) as c:
+def client(server, api_key):
+    with httpx.Client(base_url=server, headers={"X-API-Key": api_key}, timeout=60) as c:
         yield c
 
 
@@ -261,7 +203,42 @@ def test_bad_requests_get_4xx_naming_the_field_and_the_server_keeps_serving(clie
     assert good.status_code == 200
 
 
-def test_requests_without_the_api_key_get_401(server, client):
+_DEEP = 100_000  # levels: far past the JSON parser's recursion limit
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("/predict", b'{"subscribers": ' + b"[" * _DEEP + b"]" * _DEEP + b"}", 400, "body"),
+        ("/followup", b'{"subscriber": {"email": ' + b"[" * _DEEP + b"]" * _DEEP + b"}}", 400, "body"),
+        ("/predict", b'{"subscribers": [{"email": "\\ud800@x.com"}]}', 422, "subscribers[0].email"),
+        ("/predict", b'{"subscribers": [{"email": "a@b.co", "timezone": "Europe/\\udfff"}]}', 422,
+         "subscribers[0].timezone"),
+        ("/predict", b'{"subscribers": [{"email": "a@b.co"}], "channels": ["\\ud800"]}', 422, "channels[0]"),
+        ("/predict", b'{"subscribers": [{"email": "a@b.co", "\\ud800": 1}]}', 422, "subscribers[0].\\ud800"),
+        ("/followup", b'{"subscriber": {"phone": "\\udc00"}, "email_sent_at": "2026-11-03T05:00:00Z"}', 422,
+         "subscriber.phone"),
+        ("/followup", {"subscriber": {"email": "a@b.co"}, "email_sent_at": "9999-12-31T23:00:00Z"}, 422,
+         "email_sent_at"),
+        ("/predict", {"subscribers": [{"email": "a@b.co", "last_sent": {"sms": "9999-01-01T00:00:00Z"}}]}, 422,
+         "subscribers[0].last_sent.sms"),
+        ("/predict", {"subscribers": [{"email": "a@b.co"}], "window": {"start": "0001-01-01T00:00:00Z",
+                                                                       "end": WINDOW["end"]}}, 422, "window.start"),
+        ("/predict", b'{"subscribers": [{"phone": ' + b"9" * 5000 + b"}]}", 400, "body"),
+    ],
+)  # fmt: skip
+def test_malformed_requests_that_once_got_500_get_4xx_naming_the_field(client, path, body, status, field):
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    response = client.post(path, **kwargs)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert field in {d["field"] for d in error["details"]}, error
+    assert f"{field}: " in error["error"]
+    good = client.post("/predict", json={"subscribers": [{"email": "a@b.co"}], "window": WINDOW})
+    assert good.status_code == 200
+
+
+def test_requests_without_the_api_key_get_401(server, client, api_key):
     body = {"subscribers": [{"email": "a@b.co"}], "window": WINDOW}
     for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
         response = httpx.post(f"{server}/predict", json=body, headers=headers)
@@ -270,7 +247,7 @@ def test_requests_without_the_api_key_get_401(server, client):
     assert httpx.get(f"{server}/model").status_code == 401
     assert httpx.post(f"{server}/reload").status_code == 401
     assert (
-        httpx.post(f"{server}/predict", json=body, headers={"Authorization": f"Bearer {KEY}"}).status_code
+        httpx.post(f"{server}/predict", json=body, headers={"Authorization": f"Bearer {api_key}"}).status_code
         == 200
     )
 
@@ -298,7 +275,7 @@ def test_sendtime_predict_answers_exactly_as_http(client, people, config, env, t
 
 
 def test_a_new_champion_is_swapped_in_without_failed_requests(
-    client, trained_champion, small_world, test_settings, people
+    client, api_key, trained_champion, small_world, test_settings, people
 ):
     from sendtime.training import registry
     from sendtime.workflows.train import train
@@ -308,7 +285,7 @@ def test_a_new_champion_is_swapped_in_without_failed_requests(
     stop = threading.Event()
 
     def stream() -> None:
-        with httpx.Client(base_url=str(client.base_url), headers={"X-API-Key": KEY}, timeout=60) as c:
+        with httpx.Client(base_url=str(client.base_url), headers={"X-API-Key": api_key}, timeout=60) as c:
             k = 0
             while not stop.is_set():
                 body = {"subscribers": [people[k % len(people)]], "window": WINDOW}
@@ -353,11 +330,11 @@ def test_a_new_champion_is_swapped_in_without_failed_requests(
     assert len(seen) > 20, np.unique(versions, return_counts=True)
 
 
-def test_serve_without_a_champion_fails_fast_with_a_clear_message(tmp_path):
+def test_serve_without_a_champion_fails_fast_with_a_clear_message(tmp_path, free_port):
     env = {**os.environ, "SENDTIME_HOME": str(tmp_path / "empty")}
     env.pop("MLFLOW_TRACKING_URI", None)
     run = subprocess.run(
-        [str(SENDTIME), "serve", "--port", str(_free_port())],
+        [str(SENDTIME), "serve", "--port", str(free_port)],
         env=env,
         capture_output=True,
         text=True,

@@ -458,3 +458,15 @@ def test_threads_scoring_at_once_each_predict_on_their_own_booster(served):
     assert len(seen) > 1 and id(predictor.booster) in seen
     for scores in together:
         assert np.array_equal(scores, alone)
+
+
+@pytest.mark.integration
+def test_an_answer_off_its_declared_model_is_never_sent(served, monkeypatch):
+    """Answers are validated against the models /openapi.json declares: a value off the schema (here a
+    probability that is not a number) becomes a 500 naming the server log, not a malformed 200."""
+    predictor, settings, known = served
+    body = json.dumps({"subscribers": [{"email": known["emails"][0]}], "window": WINDOW})
+    assert api.handle("predict", body, predictor, settings, np.random.default_rng(0))[0] == api_errors.OK
+    monkeypatch.setattr(api, "_round", lambda values: ["not a number"] * len(values))
+    status, answer = api.handle("predict", body, predictor, settings, np.random.default_rng(0))
+    assert status == api_errors.SERVER_ERROR and "server log" in answer["error"]
