@@ -579,7 +579,8 @@ def simulate(
     start_ns = start_ts.value
     # one stream per step, and one more for the optional bounces (spawned last: the others are unchanged)
     *rngs, bounce_rng = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STEPS) + 1)]
-    bar = tqdm(total=len(STEPS), disable=not progress, desc="simulate")
+    # disable=None: a bar on a terminal only; piped into a log or CI, no carriage-return frames
+    bar = tqdm(total=len(STEPS), disable=None if progress else True, desc="simulate")
 
     def step(i: int) -> np.random.Generator:
         if i:

@@ -88,7 +88,7 @@ def assign_hours(value: np.ndarray, capacity: np.ndarray, progress: bool = False
     )
     first = best_choice(merged, np.zeros(len(keep)), tol)  # len(keep): not sending
     unconstrained = float(value_at(merged, first).sum())
-    with tqdm(desc="capacity", unit="step", disable=not progress) as bar:
+    with tqdm(desc="capacity", unit="step", disable=None if progress else True) as bar:
         x, prices, rounds, augmentations = _solve(merged, merged_cap.astype(np.int64), first.copy(), tol, bar)
     hour = _split_identical(np.append(keep, NO_HOUR)[x], same, cap)  # x == len(keep): not sending
     prices = prices[np.searchsorted(keep, same)] if n_hours else prices

@@ -147,7 +147,7 @@ class Predictor:
         if progress:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc="scoring", unit="chunk")
+            starts = tqdm(starts, desc="scoring", unit="chunk", disable=None)
         for lo in starts:
             hi = min(n, lo + per_chunk)
             sub = audience if (lo, hi) == (0, n) else audience.take(slice(lo, hi))
@@ -284,7 +284,7 @@ def _in_threads(work, starts: range, progress: str | None) -> None:
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(starts), desc=progress, unit="chunk")
+        bar = tqdm(total=len(starts), desc=progress, unit="chunk", disable=None)
     workers = min(forking.available_cores(), len(starts))
     with ThreadPoolExecutor(max(workers, 1)) as pool:
         for _ in pool.map(work, starts):

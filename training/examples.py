@@ -180,7 +180,7 @@ def build_examples(
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(snaps, desc="training snapshots", unit="snapshot")
+        iterator = tqdm(snaps, desc="training snapshots", unit="snapshot", disable=None)
     parts = [split("train", s, s + pd.Timedelta(days=7), j) for j, s in enumerate(iterator)]
     train_cells = pd.concat([p[1] for p in parts], ignore_index=True)
     train_X = np.concatenate([p[2] for p in parts])
