@@ -117,6 +117,8 @@ def register_snapshot(model_name: str, version: str, run_id: str, as_of: str) ->
 
 def load_version(model_name: str, version: str | None = None) -> Champion:
     """Load a pinned version (default: the champion alias, resolved once) with its newest snapshot."""
+    # MLflow draws a download bar per artifact: noise at every predict, schedule and serve start
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     version = version or champion_version(model_name)
     if version is None:
         raise LookupError(

@@ -25,3 +25,18 @@ def test_piped_output_has_no_progress_frames(tmp_path):
     assert "\r" not in done.stdout and "\r" not in done.stderr, done.stderr[-500:]
     assert "it/s" not in done.stderr  # no tqdm frame, even a final one
     assert done.stdout.strip()  # the summary is still printed
+
+
+def test_predict_draws_no_artifact_download_bars(trained_champion, session_home, tmp_path):
+    import os
+
+    env = {**os.environ, "SENDTIME_HOME": str(session_home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+    body = '{"subscribers": [{"email": "someone@example.com"}]}'
+    done = subprocess.run(
+        [str(SENDTIME), "predict"], input=body, capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"decisions"' in done.stdout
+    assert "Downloading artifacts" not in done.stderr and "\r" not in done.stderr, done.stderr[-500:]
