@@ -138,6 +138,7 @@ def train(inputs: RunInputs, design: split_design.SplitDesign, reason: str) -> P
             "data.json",
         )
         mlflow.set_tags({"kind": kind, MODEL_KIND_TAG: PROFILE_ONLY, "data_sha256": fingerprint["sha256"]})
+        recipe.log_provenance(inputs.data_dir, fingerprint["sha256"])
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
         figs = out / "plots"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -88,3 +89,35 @@ def training_context(run_id: str, settings: Settings, echo) -> tuple[Settings, S
         logged = {}
     shrinkage = logged.get("shrinkage")
     return trained, Shrinkage.from_dict(shrinkage) if shrinkage else None, logged
+
+
+def log_provenance(data_dir: str, sha256: str) -> None:
+    """The active run's inputs as MLflow shows them: the export folder as a dataset whose digest is the
+    data's fingerprint (two runs on the same data show the same dataset in the UI), and the commit of the
+    code that made the run (MLflow sets its own git tag only for scripts inside a repository, and the
+    `sendtime` command is not one)."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    source = resolve_dataset_source(str(data_dir))
+    mlflow.log_input(MetaDataset(source, name=Path(data_dir).name, digest=sha256), context="training")
+    mlflow.set_tags({"git_commit": code_commit()})
+
+
+def code_commit() -> str:
+    """The git commit of this sendtime's source, with "+dirty" when it has uncommitted changes; "" when
+    it is not a checkout (an installed wheel)."""
+    import subprocess
+
+    where = Path(__file__).resolve().parent  # this module's folder: inside the checkout, or the install
+    try:
+        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5)  # fmt: skip
+        if head.returncode != 0:
+            return ""
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

@@ -40,3 +40,15 @@ def test_predict_draws_no_artifact_download_bars(trained_champion, session_home,
     assert done.returncode == 0, done.stderr
     assert '"decisions"' in done.stdout
     assert "Downloading artifacts" not in done.stderr and "\r" not in done.stderr, done.stderr[-500:]
+
+
+def test_a_training_run_records_its_data_and_code(trained_champion):
+    import mlflow
+
+    from sendtime.training import recipe
+
+    run = mlflow.get_run(trained_champion.run_id)
+    (dataset,) = [d.dataset for d in run.inputs.dataset_inputs]
+    assert dataset.digest == run.data.tags["data_sha256"]  # the export's fingerprint
+    assert run.data.params["data"] in dataset.source
+    assert run.data.tags["git_commit"] == recipe.code_commit() and run.data.tags["git_commit"]

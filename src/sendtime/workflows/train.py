@@ -132,6 +132,7 @@ def train(
             "data.json",
         )
         mlflow.set_tags({"kind": ex.kind, "data_sha256": fingerprint(data)["sha256"]})
+        recipe.log_provenance(run_inputs.data_dir, fingerprint(data)["sha256"])
         if challenger.decision is not None and gt is None:
             mlflow.log_metric("window_share", float(challenger.decision))
         if champ is not None:  # the champion on the same test cells, with its own recipe
