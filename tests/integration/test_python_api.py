@@ -127,7 +127,7 @@ def test_plan_gives_the_rows_sendtime_schedule_writes(model, people, session_hom
         (lambda m: m.predict([{"email": "a@b.co"}], (START,)), "window: expected (start, end)"),
         (lambda m: m.predict([{"email": "a@b.co"}], (START, END), ["fax"]), "channels[0]: unknown channel"),
         (lambda m: m.plan(pd.DataFrame({"email": ["a@b.co"]}), "2026-11-10T12:00", END), "start '"),
-        (lambda m: m.plan(pd.DataFrame({"email": ["a@b.co"]}), END, START), "end '"),
+        (lambda m: m.plan(pd.DataFrame({"email": ["a@b.co"]}), END, START), "end ("),
         (lambda m: m.plan(pd.DataFrame({"email": ["a@b.co"]}), START, END, -1), "max_sms:"),
         (
             lambda m: m.plan(pd.DataFrame({"email": ["a@b.co"]}), START, END, None, {"fax": 1}),
