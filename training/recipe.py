@@ -100,7 +100,11 @@ def log_provenance(data_dir: str, sha256: str) -> None:
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    source = resolve_dataset_source(str(data_dir))
+    import warnings
+
+    with warnings.catch_warnings():  # a local path matches MLflow's "" and "file" schemes: the same class
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        source = resolve_dataset_source(str(data_dir))
     mlflow.log_input(MetaDataset(source, name=Path(data_dir).name, digest=sha256), context="training")
     mlflow.set_tags({"git_commit": code_commit()})
 
