@@ -96,11 +96,11 @@ def log_provenance(data_dir: str, sha256: str) -> None:
     data's fingerprint (two runs on the same data show the same dataset in the UI), and the commit of the
     code that made the run (MLflow sets its own git tag only for scripts inside a repository, and the
     `sendtime` command is not one)."""
+    import warnings
+
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
-
-    import warnings
 
     with warnings.catch_warnings():  # a local path matches MLflow's "" and "file" schemes: the same class
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
