@@ -26,7 +26,7 @@ from sendtime.features import identity, unusable
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles, build_profiles
-from sendtime.training import recipe, registry
+from sendtime.training import drift, recipe, registry
 from sendtime.training.examples import SEND_RESPONSE
 from sendtime.training.profile_only import MODEL_KIND_TAG
 
@@ -120,6 +120,7 @@ def refresh(
     t3 = time.perf_counter()
     profiles = build_profiles(base, as_of, trained.profiles, shrinkage)
     t4 = time.perf_counter()
+    reference = drift.snapshot_population(registry.snapshot_run(name, str(version)))  # before it is replaced
     result = _log(profiles, data, base, name, str(version), mv.run_id, tags, config_path, data_dir, t4 - t0)
     result.stages = {
         "load": t2 - t1,
@@ -132,6 +133,14 @@ def refresh(
     with mlflow.start_run(run_id=result.run_id):
         mlflow.log_metrics(
             {"refresh_seconds": result.seconds} | {f"{k}_seconds": v for k, v in result.stages.items()}
+        )
+        drift.watch(
+            data.events,
+            settings.drift,
+            echo,
+            table=profiles.table,
+            population=profiles.population_shape,
+            reference=reference,
         )
     now = registry.champion_version(name)
     if now is not None and str(now) != str(version):
