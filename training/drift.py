@@ -3,7 +3,9 @@
 A champion is trained on weeks that age. Four figures say whether they still describe people:
 - **engagement**: clicks per send, per channel, per calendar week of the export (the model's label is a
   click, so a change in it moves every probability). The change compares the export's last
-  `recent_weeks` with the weeks before them, so one export is enough and no champion is needed.
+  `recent_weeks` with the weeks before them, so one export is enough and no champion is needed; it
+  warns only when it is both large and real (a two-proportion z beyond `engagement_z`): a small
+  export's weekly rates move by a third on their own.
 - **pattern sources**: the share of people whose hour-of-week pattern is their own, a linked profile's,
   the cohort's or the population's (the snapshot's `<channel>_pattern_source`; a plan's reasons for a
   report). More people on priors means decisions lean on less evidence.
@@ -32,6 +34,7 @@ WARNING_TAG = "drift_warning"
 PLOT = "drift_history.png"
 SOURCE_KEYS = dict(zip(PATTERN_SOURCES, ("personal", "linked", "cohort", "population"), strict=True))
 WEEK = pd.Timedelta(days=7)
+MIN_WEEK_SENDS = 50  # a week with fewer sends (the export's ragged first or last days) shows no rate
 
 
 @dataclass
@@ -54,7 +57,7 @@ def weekly_engagement(events: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out = frame.groupby(["week", "channel"], as_index=False)[["sends", "clicks"]].sum()
-    out["rate"] = np.where(out["sends"] > 0, out["clicks"] / out["sends"].clip(lower=1), np.nan)
+    out["rate"] = np.where(out["sends"] >= MIN_WEEK_SENDS, out["clicks"] / out["sends"].clip(lower=1), np.nan)
     return out
 
 

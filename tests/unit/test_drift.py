@@ -26,12 +26,14 @@ def events(weeks: list[dict[str, tuple[int, int]]]) -> pd.DataFrame:
 
 
 def test_weekly_rates_are_clicks_per_send_by_monday_week():
-    table = drift.weekly_engagement(events([{"email": (10, 2), "sms": (4, 1)}, {"email": (5, 0)}]))
+    table = drift.weekly_engagement(events([{"email": (100, 20), "sms": (60, 15)}, {"email": (50, 0)}]))
     email = table[table["channel"] == "email"].set_index("week")["rate"]
     assert list(email) == pytest.approx([0.2, 0.0])
     assert list(email.index) == [pd.Timestamp("2026-09-07T00:00:00Z"), pd.Timestamp("2026-09-14T00:00:00Z")]
     sms = table[table["channel"] == "sms"]
     assert sms["rate"].tolist() == pytest.approx([0.25])
+    few = drift.weekly_engagement(events([{"email": (49, 20)}]))  # a ragged end of an export: no rate
+    assert few["sends"].tolist() == [49] and few["rate"].isna().all()
 
 
 def test_a_large_real_change_warns_and_a_steady_rate_does_not():
