@@ -105,20 +105,20 @@ def source_shares(table: pd.DataFrame) -> dict[str, float]:
 
 
 def reason_shares(plan: pd.DataFrame) -> dict[str, float]:
-    """The same shares read from a plan's planned rows: each reason names where its scores came from."""
+    """The same shares read from a plan: among its planned rows whose reason names where their scores
+    came from (a holdout row's reason, "holdout: campaign time", names none)."""
     if S.REASON not in plan.columns or S.PLAN_CHANNEL not in plan.columns:
         return {}
     if "planned" in plan.columns:
         plan = plan[plan["planned"].astype(bool)]
     text = plan[S.REASON].astype("string").fillna("")
+    named = pd.DataFrame({key: text.str.contains(name, regex=False) for name, key in SOURCE_KEYS.items()})
     channel = plan[S.PLAN_CHANNEL].astype("string")
     out: dict[str, float] = {}
     for c in S.CHANNELS:
-        rows = text[(channel == c).fillna(False).to_numpy()]
-        if rows.empty:
-            continue
-        for name, key in SOURCE_KEYS.items():
-            out[f"source_{c}_{key}"] = float(rows.str.contains(name, regex=False).mean())
+        rows = named[((channel == c).fillna(False) & named.any(axis=1)).to_numpy()]
+        if not rows.empty:
+            out |= {f"source_{c}_{key}": float(rows[key].mean()) for key in SOURCE_KEYS.values()}
     return out
 
 

@@ -109,9 +109,15 @@ def test_source_shares_count_the_people_reachable_on_each_channel():
 def test_plan_reasons_give_the_shares_of_planned_rows():
     plan = pd.DataFrame(
         {
-            "channel": ["email", "email", "sms", "email"],
-            "reason": ["personal history; best hour", "new subscriber: cohort prior", "linked profile", "x"],
-            "planned": [True, True, True, False],
+            "channel": ["email", "email", "sms", "email", "email"],
+            "reason": [
+                "personal history; best hour",
+                "new subscriber: cohort prior",
+                "linked profile",
+                "holdout: campaign time",
+                "personal history",
+            ],
+            "planned": [True, True, True, True, False],
         }
     )
     shares = drift.reason_shares(plan)
