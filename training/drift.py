@@ -32,6 +32,7 @@ from sendtime.features.profiles import PATTERN_SOURCES
 PREFIX = "drift_"
 WARNING_TAG = "drift_warning"
 PLOT = "drift_history.png"
+PROFILE_ARTIFACT = "drift/population_profile.json"  # a few kB: no need to fetch a snapshot's arrays
 SOURCE_KEYS = dict(zip(PATTERN_SOURCES, ("personal", "linked", "cohort", "population"), strict=True))
 WEEK = pd.Timedelta(days=7)
 MIN_WEEK_SENDS = 50  # a week with fewer sends (the export's ragged first or last days) shows no rate
@@ -42,44 +43,60 @@ class Figures:
     metrics: dict[str, float] = field(default_factory=dict)  # without the prefix
     weekly: pd.DataFrame = field(default_factory=pd.DataFrame)  # week, channel, sends, clicks, rate
     warnings: list[str] = field(default_factory=list)
+    population: np.ndarray | None = None  # [channel, 168]: logged small, read back as the next reference
 
 
-def weekly_engagement(events: pd.DataFrame) -> pd.DataFrame:
+def _sends_and_clicks(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(UTC nanoseconds, channel index, is a click) of the send and click rows: plain arrays, since a
+    refresh reads ten million events within its time budget."""
+    kind = events[S.EVENT_TYPE]
+    send, click = (kind == S.SEND).to_numpy(bool), (kind == S.CLICK).to_numpy(bool)
+    keep = send | click
+    at = pd.to_datetime(events[S.TIMESTAMP], utc=True).dt.tz_convert(None).dt.as_unit("ns")
+    ns = at.to_numpy().view("int64")[keep]
+    channel = (events[S.CHANNEL] == S.SMS).to_numpy(bool)[keep].astype(np.int64)
+    return ns, channel, click[keep]
+
+
+def weekly_engagement(events: pd.DataFrame, rows: tuple | None = None) -> pd.DataFrame:
     """Sends, clicks and clicks per send per channel and calendar week (Monday 00:00 UTC)."""
-    ts = pd.to_datetime(events[S.TIMESTAMP], utc=True)
-    kind = events[S.EVENT_TYPE].astype(str)
-    frame = pd.DataFrame(
+    ns, channel, click = rows or _sends_and_clicks(events)
+    if ns.size == 0:
+        return pd.DataFrame(columns=["week", "channel", "sends", "clicks", "rate"])
+    week = (ns // (24 * 3600 * 10**9) + 3) // 7  # 1970-01-01 was a Thursday: weeks from Monday 1969-12-29
+    first = int(week.min())
+    key = (week - first) * 2 + channel
+    sends = np.bincount(key[~click], minlength=int(key.max()) + 1)
+    clicks = np.bincount(key[click], minlength=len(sends))
+    seen = np.flatnonzero(sends + clicks)
+    out = pd.DataFrame(
         {
-            "week": ts.dt.floor("D") - pd.to_timedelta(ts.dt.weekday, unit="D"),
-            "channel": events[S.CHANNEL].astype(str),
-            "sends": (kind == S.SEND).astype(int),
-            "clicks": (kind == S.CLICK).astype(int),
+            "week": pd.to_datetime(((seen // 2 + first) * 7 - 3) * 24 * 3600, unit="s", utc=True),
+            "channel": np.asarray(S.CHANNELS, dtype=object)[seen % 2],
+            "sends": sends[seen],
+            "clicks": clicks[seen],
         }
     )
-    out = frame.groupby(["week", "channel"], as_index=False)[["sends", "clicks"]].sum()
     out["rate"] = np.where(out["sends"] >= MIN_WEEK_SENDS, out["clicks"] / out["sends"].clip(lower=1), np.nan)
     return out
 
 
-def engagement_change(events: pd.DataFrame, settings: DriftSettings) -> dict[str, float]:
+def engagement_change(
+    events: pd.DataFrame, settings: DriftSettings, rows: tuple | None = None
+) -> dict[str, float]:
     """Per channel: the click rate per send of the last `recent_weeks` and of the weeks before them, the
-    relative change and its two-proportion z (NaN where either side has fewer than `min_sends` sends)."""
-    ts = pd.to_datetime(events[S.TIMESTAMP], utc=True)
-    if ts.empty:
+    relative change and its two-proportion z (left out where either side has fewer than `min_sends`)."""
+    ns, channel, click = rows or _sends_and_clicks(events)
+    if ns.size == 0:
         return {}
-    recent = (ts > ts.max() - settings.recent_weeks * WEEK).to_numpy()
-    kind = events[S.EVENT_TYPE].astype(str).to_numpy()
-    channel = events[S.CHANNEL].astype(str).to_numpy()
+    end = pd.to_datetime(events[S.TIMESTAMP], utc=True).max()
+    recent = ns > (end - settings.recent_weeks * WEEK).value
     out: dict[str, float] = {}
-    for c in S.CHANNELS:
-        counts = [
-            (
-                int(np.sum(side & (channel == c) & (kind == S.CLICK))),
-                int(np.sum(side & (channel == c) & (kind == S.SEND))),
-            )
-            for side in (recent, ~recent)
-        ]
-        (k1, n1), (k0, n0) = counts
+    for i, c in enumerate(S.CHANNELS):
+        on = channel == i
+        (k1, n1), (k0, n0) = (
+            (int(np.sum(side & on & click)), int(np.sum(side & on & ~click))) for side in (recent, ~recent)
+        )
         if min(n1, n0) < settings.min_sends:
             continue
         r1, r0 = k1 / n1, k0 / n0
@@ -158,13 +175,20 @@ def champion_population(model_name: str) -> np.ndarray | None:
 
 
 def snapshot_population(run_id: str | None) -> np.ndarray | None:
-    """The population hour-of-week profile [channel, 168] of a run's snapshot (None: none to read)."""
+    """The population hour-of-week profile [channel, 168] of a run's snapshot (None: none to read): the
+    small copy the drift watch logged, else the snapshot's arrays (a run from before the watch)."""
     if run_id is None:
         return None
     import mlflow
 
     from sendtime.training import registry
 
+    try:
+        return np.asarray(
+            mlflow.artifacts.load_dict(f"runs:/{run_id}/{PROFILE_ARTIFACT}")["population"], float
+        )
+    except Exception:  # not logged: a run from before the drift watch
+        pass
     try:
         path = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=f"{registry.SNAPSHOT_ARTIFACT}/arrays.npz"
@@ -212,19 +236,20 @@ def measure(
     calibration_error: float | None = None,
     shares: dict[str, float] | None = None,
 ) -> Figures:
-    weekly = weekly_engagement(events)
+    rows = _sends_and_clicks(events)
+    weekly = weekly_engagement(events, rows)
     metrics: dict[str, float] = {}
     for c in S.CHANNELS:
         part = weekly[weekly["channel"] == c]
         if part["sends"].sum() > 0:
             metrics[f"engagement_rate_{c}"] = float(part["clicks"].sum() / part["sends"].sum())
-    metrics |= engagement_change(events, settings)
+    metrics |= engagement_change(events, settings, rows)
     metrics |= source_shares(table) if table is not None else (shares or {})
     if calibration_error is not None and np.isfinite(calibration_error):
         metrics["calibration_error"] = float(calibration_error)
     if population is not None and reference is not None:
         metrics |= profile_distance(population, reference)
-    figures = Figures(metrics, weekly)
+    figures = Figures(metrics, weekly, population=population)
     figures.warnings = warnings(metrics, settings)
     return figures
 
@@ -244,6 +269,9 @@ def log(figures: Figures) -> None:
     mlflow.log_metrics(finite | {f"{PREFIX}warnings": float(len(figures.warnings))})
     if history:
         mlflow.MlflowClient().log_batch(run_id, metrics=history)
+    if figures.population is not None:
+        profile = {"channels": list(S.CHANNELS), "population": np.asarray(figures.population, float).tolist()}
+        mlflow.log_dict(profile, PROFILE_ARTIFACT)
     mlflow.set_tag(WARNING_TAG, "; ".join(figures.warnings)[:4900] or "none")
 
 

@@ -133,6 +133,20 @@ def test_engagement_six_hours_later_moves_the_profile_and_warns(watched):
     lines = _warnings(watched["shifted"]["lines"])
     assert any("population hour-of-week profile is" in line for line in lines), lines
     assert "hour-of-week profile" in run.data.tags["drift_warning"]
+    # measured against the snapshot it replaced (the unchanged world's), read from its small copy
+    from sendtime.training import drift
+
+    before, after = (drift.snapshot_population(watched[k]["result"].run_id) for k in ("whole", "shifted"))
+    arrays = np.load(_artifact(watched["shifted"]["result"].run_id, "profiles/arrays.npz"))
+    assert after == pytest.approx(arrays["population_shape"], abs=1e-6)
+    expected = drift.profile_distance(after, before)["profile_distance"]
+    assert run.data.metrics["drift_profile_distance"] == pytest.approx(expected)
+
+
+def _artifact(run_id: str, path: str) -> str:
+    import mlflow
+
+    return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
 
 
 def test_train_warns_against_the_champion_it_may_replace(watched):
