@@ -97,7 +97,9 @@ def plot(runs: pd.DataFrame, weekly: pd.DataFrame, settings: DriftSettings, path
         else:
             a.text(0.5, 0.5, "nothing logged yet", ha="center", va="center", transform=a.transAxes)
         a.tick_params(axis="x", labelrotation=30, labelsize=7)
-    fig.suptitle(f"Drift watch: {len(runs)} runs (red bands: runs that warned)")
+    fig.suptitle(
+        f"Drift watch: {len(runs)} runs (markers: o train, □ refresh, △ report; red bands: runs that warned)"
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
@@ -107,8 +109,8 @@ def plot(runs: pd.DataFrame, weekly: pd.DataFrame, settings: DriftSettings, path
 
 def _series(ax, runs: pd.DataFrame, columns: dict[str, str], title: str, ylabel: str):
     for column, label in columns.items():
-        if column not in runs.columns or not np.isfinite(runs[column]).any():
-            continue
+        if column not in runs.columns or not (np.isfinite(runs[column]) & (runs[column] != 0)).any():
+            continue  # never logged, or a source nobody's pattern came from
         part = runs[np.isfinite(runs[column])]
         (line,) = ax.plot(part["time"], part[column], lw=1, label=label)
         for command, marker in MARKERS.items():
