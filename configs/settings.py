@@ -189,6 +189,31 @@ class ServingSettings(_Section):
     threads: int = Field(2, ge=1, description="requests one service worker computes at once (the rest wait)")
 
 
+class DriftSettings(_Section):
+    max_profile_distance: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="warn when a channel's population hour-of-week profile is this far (total variation) from the champion's",
+    )
+    max_engagement_change: float = Field(
+        0.3,
+        ge=0,
+        description="warn when the recent weeks' click rate per send differs by this share from the earlier weeks'",
+    )
+    recent_weeks: int = Field(
+        2, ge=1, description="the export's last weeks compared with the weeks before them"
+    )
+    engagement_z: float = Field(
+        3.0,
+        ge=0,
+        description="and only when the change is this many standard errors (two-proportion z) from zero",
+    )
+    min_sends: int = Field(
+        200, ge=1, description="sends needed on each side before the engagement change counts"
+    )
+
+
 class Settings(_Section):
     data: DataSettings = Field(default_factory=DataSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
@@ -197,6 +222,7 @@ class Settings(_Section):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
 
     def salt(self) -> str:
         """The hashing salt: the environment wins so that deployments keep it out of files."""

@@ -152,3 +152,18 @@ def test_cli_report_and_errors(campaign, session_home, trained_champion):
     assert bad.returncode == 2 and "propensity" in bad.stderr and str(broken) in bad.stderr
     nodata = _cli(["--plan", str(campaign["plan"]), "--data", str(folder / "nowhere")], session_home)
     assert nodata.returncode == 2 and "nowhere" in nodata.stderr
+
+
+def test_the_report_run_carries_the_drift_figures(result):
+    """The drift watch (training/drift.py) on the report's run: the plan's calibration, its reasons' pattern
+    sources and the export's clicks per send; the campaign changed nothing, so no warning."""
+    from sendtime.training import registry
+
+    run = registry.client().get_run(result.run_id)
+    m = run.data.metrics
+    assert m["drift_calibration_error"] == pytest.approx(result.metrics["calibration_error_decile"])
+    shares = [m[f"drift_source_email_{k}"] for k in ("personal", "linked", "cohort", "population")]
+    assert sum(shares) == pytest.approx(1.0)  # among the rows whose reason names a source (not the holdout)
+    assert m["drift_source_email_population"] > 0.5  # 600 people with a few events each: mostly priors
+    assert 0 < m["drift_engagement_rate_email"] < 0.2
+    assert run.data.tags["drift_warning"] == "none" and m["drift_warnings"] == 0

@@ -24,7 +24,7 @@ from sendtime.configs.settings import Settings
 from sendtime.features.load import load_folder
 from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import build_feature_base
-from sendtime.training import baselines, examples, recipe, registry
+from sendtime.training import baselines, drift_plot, examples, recipe, registry
 from sendtime.workflows import capture, offline_report
 
 EVALUATE_TAG = "evaluate"
@@ -117,9 +117,11 @@ def evaluate(
         mlflow.log_metrics(finite, **({"model_id": model_id} if model_id else {}))
         with registry.scratch_dir() as out:
             offline_report.log_plots(out, offline, ex.test.profiles, booster, gt is not None)
+            history = drift_plot.log_history(out, settings.training.experiment, settings.drift)
     result = EvaluateResult(run.info.run_id, version, mv.run_id, ex.kind, flat, same)
     for line in report_lines(name, ex, result):
         echo(line)
+    echo(history)
     return result
 
 

@@ -26,7 +26,7 @@ from sendtime.features import identity, unusable
 from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles, build_profiles
-from sendtime.training import recipe, registry
+from sendtime.training import drift, recipe, registry
 from sendtime.training.examples import SEND_RESPONSE
 from sendtime.training.profile_only import MODEL_KIND_TAG
 
@@ -120,7 +120,11 @@ def refresh(
     t3 = time.perf_counter()
     profiles = build_profiles(base, as_of, trained.profiles, shrinkage)
     t4 = time.perf_counter()
-    result = _log(profiles, data, base, name, str(version), mv.run_id, tags, config_path, data_dir, t4 - t0)
+    reference = drift.snapshot_population(registry.snapshot_run(name, str(version)))  # before it is replaced
+    shift = drift.measure(data.events, settings.drift, profiles.table, profiles.population_shape, reference)
+    result = _log(
+        profiles, data, base, name, str(version), mv.run_id, tags, config_path, data_dir, t4 - t0, shift
+    )
     result.stages = {
         "load": t2 - t1,
         "features": t3 - t2,
@@ -133,6 +137,8 @@ def refresh(
         mlflow.log_metrics(
             {"refresh_seconds": result.seconds} | {f"{k}_seconds": v for k, v in result.stages.items()}
         )
+    for line in shift.warnings:
+        echo(line)
     now = registry.champion_version(name)
     if now is not None and str(now) != str(version):
         echo(f"note: the champion moved to version {now} meanwhile; this snapshot is version {version}'s")
@@ -150,6 +156,7 @@ def _log(
     config_path: str | None,
     data_dir: str | Path,
     built_seconds: float,
+    shift: drift.Figures,
 ) -> RefreshResult:
     """The refresh's MLflow run (linked to the version by tags and params), its snapshot, and the
     version's tags pointing at it."""
@@ -197,6 +204,7 @@ def _log(
             {"subscribers": len(profiles), "events": fp["events"], "build_seconds": built_seconds}
             | {f"opted_out_{c}": n for c, n in opted.items()}
         )
+        drift.log(shift)  # before the snapshot is published: whoever sees it finds the figures too
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
         profiles.save(out / registry.SNAPSHOT_ARTIFACT)

@@ -54,6 +54,7 @@ class ReportResult:
     model_version: str | None = None
     version_source: str = ""
     run_id: str | None = None
+    events: pd.DataFrame | None = None  # the export's validated events (the drift watch reads them)
 
 
 def arm_table(rows: pd.DataFrame, group: list[str], n_boot: int, seed: int) -> pd.DataFrame:
@@ -211,6 +212,7 @@ def analyse(
         by_hour,
     )
     result.metrics = flat_metrics(result)
+    result.events = folder.events
     return result
 
 
@@ -271,7 +273,7 @@ def report(
     echo=print,
 ) -> ReportResult:
     """`sendtime report`: analyse, write report.md, figures and tables to `out`, log them to MLflow."""
-    from sendtime.training import registry
+    from sendtime.training import drift, registry
     from sendtime.workflows.report_plots import write_figures
     from sendtime.workflows.report_text import markdown, summary_lines
 
@@ -305,6 +307,13 @@ def report(
 
         with mlflow.start_run(run_id=result.run_id):
             mlflow.log_artifact(str(result.markdown), artifact_path=REPORT_TAG)
+            drift.watch(
+                result.events,
+                settings.drift,
+                echo,
+                calibration_error=result.metrics.get("calibration_error_decile"),
+                shares=drift.reason_shares(result.rows),
+            )
     for line in summary_lines(result):
         echo(line)
     return result

@@ -18,6 +18,8 @@ from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.training import baselines, decision, examples, gate, model, recipe, registry, split_design
+from sendtime.training.drift import champion_population
+from sendtime.training.drift import watch as watch_drift
 from sendtime.training.recipe import fingerprint
 from sendtime.workflows import capture, champion
 from sendtime.workflows.offline_report import log_plots, offline_report
@@ -145,6 +147,15 @@ def train(
         mlflow.set_tags({"model_kind": "lightgbm"})
         split_design.log_to_mlflow(ex.design)
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
+        watch_drift(
+            data.events,
+            settings.drift,
+            echo,
+            table=final.table,
+            population=final.population_shape,
+            reference=champion_population(name),
+            calibration_error=flat.get("calibration_error"),
+        )
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
         log_plots(out, offline, final, booster, gt is not None)
