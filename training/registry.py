@@ -10,6 +10,10 @@ A version's profile snapshot starts as the `profiles` artifact of its training r
 logs a newer one in a run of its own and points the version's tag `snapshot_run_id` at it, so the model
 stays the same version while its evidence is today's. Everything that loads a version loads its newest
 snapshot; the training run's stays in MLflow, untouched.
+
+Our own store records artifact locations as absolute paths (MLflow's choice); a SENDTIME_HOME copied or
+mounted elsewhere still loads because those paths are re-rooted under the current home when the
+recorded one is gone (`relocated`). A store behind MLFLOW_TRACKING_URI is left to its server.
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ import shutil
 import socket
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
-import numpy as np
 
 from sendtime import home
 
@@ -94,9 +98,29 @@ def load_booster(model_name: str, version: str) -> lgb.Booster:
     from sendtime.training.profile_only import MODEL_KIND_TAG, PROFILE_ONLY, load_registered
 
     tags = client().get_model_version(model_name, version).tags or {}
+    uri = relocated(client().get_model_version_download_uri(model_name, version))
+    uri = uri or f"models:/{model_name}/{version}"
     if tags.get(MODEL_KIND_TAG) == PROFILE_ONLY:
-        return load_registered(f"models:/{model_name}/{version}")
-    return mlflow.lightgbm.load_model(f"models:/{model_name}/{version}")
+        return load_registered(uri)
+    return mlflow.lightgbm.load_model(uri)
+
+
+def relocated(uri: str) -> str | None:
+    """The artifact `uri` re-rooted under this SENDTIME_HOME's `mlruns`, when our own store recorded it
+    under a home that is no longer there (the home was copied, moved or mounted elsewhere); None when
+    the recorded location serves as it is (it exists, or it belongs to another tracking server)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        return None
+    path = Path(urllib.parse.unquote(parsed.path))
+    if path.exists() or "mlruns" not in path.parts:
+        return None
+    parts = path.parts
+    root = len(parts) - 1 - parts[::-1].index("mlruns")  # the last one: artifact paths below it have none
+    moved = home.sendtime_home().joinpath("mlruns", *parts[root + 1 :])
+    return moved.as_uri() if moved.exists() else None
 
 
 def snapshot_run(model_name: str, version: str) -> str:
@@ -147,9 +171,14 @@ def _snapshot_copy(model_name: str, version: str, run_id: str, snapshot_run_id: 
     home.snapshots_dir().mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=home.snapshots_dir()))
     try:
-        mlflow.artifacts.download_artifacts(
-            run_id=snapshot_run_id, artifact_path=SNAPSHOT_ARTIFACT, dst_path=str(partial)
-        )
+        stored = f"{client().get_run(snapshot_run_id).info.artifact_uri}/{SNAPSHOT_ARTIFACT}"
+        moved = relocated(stored)
+        if moved is not None:
+            mlflow.artifacts.download_artifacts(artifact_uri=moved, dst_path=str(partial))
+        else:
+            mlflow.artifacts.download_artifacts(
+                run_id=snapshot_run_id, artifact_path=SNAPSHOT_ARTIFACT, dst_path=str(partial)
+            )
         shutil.rmtree(target, ignore_errors=True)  # a copy without meta.json: left by an older download
         try:
             partial.rename(target)
@@ -202,32 +231,6 @@ def release_artifact_threads() -> None:
             for owner in owners:  # a fresh pool starts no thread until it is given work
                 owner.thread_pool = owner._create_thread_pool()
             pool.shutdown(wait=True)
-
-
-def log_and_register(
-    booster: lgb.Booster, example: np.ndarray, feature_names: list[str], model_name: str, tags: dict[str, str]
-) -> str:
-    """Log the native LightGBM model (returns probabilities) with signature and example; register it."""
-    import mlflow
-    import mlflow.lightgbm
-    import pandas as pd
-    from mlflow.models import infer_signature
-
-    frame = pd.DataFrame(example, columns=feature_names)
-    signature = infer_signature(frame, booster.predict(example))
-    info = mlflow.lightgbm.log_model(
-        booster,
-        name="model",
-        signature=signature,
-        input_example=frame.head(5),
-        pip_requirements=[
-            f"lightgbm=={lgb.__version__}",
-            f"numpy=={np.__version__}",
-            f"pandas=={pd.__version__}",
-        ],
-    )
-    mv = mlflow.register_model(info.model_uri, model_name, tags=tags)
-    return str(mv.version)
 
 
 def gate(new_loss: float, champion_loss: float | None, margin: float) -> bool:
