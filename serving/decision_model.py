@@ -45,7 +45,7 @@ OUTPUT_COLUMNS = (
     "propensity",
     "model_version",
 )
-_SUBSCRIBER = re.compile(r"subscribers\[(\d+)\]")
+_SUBSCRIBER = re.compile(r"subscribers\[(\d+)\](\.?)")
 
 
 def signature():
@@ -111,7 +111,9 @@ class DecisionModel(PythonModel):
         self.settings = settings
         self.predictor = Predictor(lgb.Booster(model_file=files[BOOSTER]), profiles, settings, version, meta)
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         params = params or {}
         seed = params.get("seed")
         rng = np.random.default_rng(None if seed is None or int(seed) < 0 else int(seed))
@@ -165,7 +167,9 @@ def decide(
                     decision.pop("scores", None)
                 out[i] = {**decision, "model_version": answer["model_version"]}
     columns = [*OUTPUT_COLUMNS[:-1], *(["scores"] if include_scores else []), "model_version"]
-    return pd.DataFrame(out, columns=columns)
+    # object columns keep the API's nulls as None: a float column would make them NaN, which MLflow's
+    # scoring server writes as `NaN`, not JSON
+    return pd.DataFrame(out, columns=columns, dtype=object)
 
 
 def _blank(value: Any) -> Any:
@@ -190,7 +194,7 @@ def _channels(value: Any) -> tuple[str, ...] | None:
 def _rows_named(message: str, rows: list[int]) -> str:
     """The API's message, its `subscribers[i]` named as the input row; a window or channels problem
     is the first row's of its group."""
-    named = _SUBSCRIBER.sub(lambda m: f"row {rows[int(m.group(1))]}", message)
+    named = _SUBSCRIBER.sub(lambda m: f"row {rows[int(m.group(1))]}{', ' if m.group(2) else ''}", message)
     return named if named != message else f"row {rows[0]}: {message}"
 
 
