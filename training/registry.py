@@ -18,6 +18,7 @@ recorded one is gone (`relocated`). A store behind MLFLOW_TRACKING_URI is left t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -59,10 +60,32 @@ def configure_mlflow(experiment: str) -> None:
     mlflow.set_registry_uri(home.tracking_uri())
     if not external:  # set_tracking_uri exports the variable; a later SENDTIME_HOME must still win
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-    if mlflow.get_experiment_by_name(experiment) is None:
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
         # our own store keeps artifacts under SENDTIME_HOME; another server decides for itself
         mlflow.create_experiment(experiment, artifact_location=None if external else home.artifact_root())
+    elif not external:
+        _rehome_experiment(found)
     mlflow.set_experiment(experiment)
+
+
+def _rehome_experiment(found) -> None:
+    """A moved home: new runs (and their models) go under this home, not the path the store was made
+    at. MLflow has no call to change an experiment's artifact location, so its row is updated; on a
+    read-only store nothing is written (loading still works, through `relocated`)."""
+    import sqlite3
+
+    moved = relocated(found.artifact_location)
+    if moved is None:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(home.sendtime_home() / "mlflow.db")) as db, db:
+            db.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                (moved, int(found.experiment_id)),
+            )
+    except sqlite3.Error as exc:
+        logging.getLogger(__name__).warning("store moved, but cannot record its new place: %s", exc)
 
 
 def client():
@@ -103,6 +126,14 @@ def load_booster(model_name: str, version: str) -> lgb.Booster:
     if tags.get(MODEL_KIND_TAG) == PROFILE_ONLY:
         return load_registered(uri)
     return mlflow.lightgbm.load_model(uri)
+
+
+def run_artifact_uri(run_id: str, path: str) -> str:
+    """Where a run's artifact is read from: `runs:/<run>/<path>`, or its relocated place."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return f"runs:/{run_id}/{path}"
+    stored = client().get_run(run_id).info.artifact_uri
+    return relocated(f"{stored}/{path}") or f"runs:/{run_id}/{path}"
 
 
 def relocated(uri: str) -> str | None:
@@ -171,14 +202,9 @@ def _snapshot_copy(model_name: str, version: str, run_id: str, snapshot_run_id: 
     home.snapshots_dir().mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=home.snapshots_dir()))
     try:
-        stored = f"{client().get_run(snapshot_run_id).info.artifact_uri}/{SNAPSHOT_ARTIFACT}"
-        moved = relocated(stored)
-        if moved is not None:
-            mlflow.artifacts.download_artifacts(artifact_uri=moved, dst_path=str(partial))
-        else:
-            mlflow.artifacts.download_artifacts(
-                run_id=snapshot_run_id, artifact_path=SNAPSHOT_ARTIFACT, dst_path=str(partial)
-            )
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=run_artifact_uri(snapshot_run_id, SNAPSHOT_ARTIFACT), dst_path=str(partial)
+        )
         shutil.rmtree(target, ignore_errors=True)  # a copy without meta.json: left by an older download
         try:
             partial.rename(target)

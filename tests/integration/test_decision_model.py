@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -179,9 +180,10 @@ def test_mlflow_models_serve_answers_like_the_api(store, rows, free_port):
         stop_server(server)
 
 
-def test_a_copied_store_still_predicts_and_schedules(store, rows, tmp_path):
+def test_a_copied_store_still_predicts_schedules_and_refreshes(store, rows, small_world, tmp_path):
     """`cp -r` of the home, the original renamed away and the copy's local snapshot copies removed: the
-    artifacts MLflow recorded under the old path are found under the new one."""
+    artifacts MLflow recorded under the old path are found under the new one, and a refresh's new run
+    lands in the copy."""
     home, settings, _ = store
     request = {"subscribers": [{"phone": "+13125550177"}, {"email": "new.person@example.com"}]}
     request["window"] = {"start": START, "end": END}
@@ -206,10 +208,17 @@ def test_a_copied_store_still_predicts_and_schedules(store, rows, tmp_path):
              "--start", START, "--end", END, "--out", str(tmp_path / "plan.csv")],
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
+        refreshed = subprocess.run(
+            [str(BIN / "sendtime"), "refresh", "--data", str(small_world)],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
     finally:
         gone.rename(home)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert planned.returncode == 0, planned.stderr[-3000:]
+    assert refreshed.returncode == 0, refreshed.stderr[-3000:]
+    run_id = re.search(r"\(run (\w+)\)", refreshed.stdout).group(1)  # the refresh's own run: in the copy
+    assert list((copy / "mlruns").glob(f"**/{run_id}/artifacts/profiles/meta.json"))
     answer = json.loads(predicted.stdout)
     model = sendtime.load(config=settings)
     expected = model.predict(request["subscribers"], (START, END), seed=0)
