@@ -121,11 +121,33 @@ def load_booster(model_name: str, version: str) -> lgb.Booster:
     from sendtime.training.profile_only import MODEL_KIND_TAG, PROFILE_ONLY, load_registered
 
     tags = client().get_model_version(model_name, version).tags or {}
-    uri = relocated(client().get_model_version_download_uri(model_name, version))
-    uri = uri or f"models:/{model_name}/{version}"
+    location = client().get_model_version_download_uri(model_name, version)
+    uri = relocated(location) or f"models:/{model_name}/{version}"
     if tags.get(MODEL_KIND_TAG) == PROFILE_ONLY:
         return load_registered(uri)
-    return mlflow.lightgbm.load_model(uri)
+    if uri.startswith("models:/"):
+        uri = location
+    try:
+        return _booster_only(uri)
+    except Exception:  # a model laid out otherwise: MLflow's own loader reads all of it
+        return mlflow.lightgbm.load_model(uri)
+
+
+def _booster_only(location: str) -> lgb.Booster:
+    """The native flavour's booster file alone: the model's directory also holds the decision flavour's
+    copy of the profile snapshot (serving/decision_model.py), which sendtime loads from the run instead."""
+    import mlflow
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="sendtime-model-") as folder:
+        spec = mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=folder)
+        flavour = (yaml.safe_load(Path(spec).read_text()).get("flavors") or {})["lightgbm"]
+        if flavour.get("model_class", "lightgbm.basic.Booster") != "lightgbm.basic.Booster":
+            raise ValueError(f"not a Booster: {flavour.get('model_class')}")
+        data = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{location}/{flavour['data']}", dst_path=folder
+        )
+        return lgb.Booster(model_file=data)
 
 
 def run_artifact_uri(run_id: str, path: str) -> str:
