@@ -77,13 +77,15 @@ def training_context(run_id: str, settings: Settings, echo) -> tuple[Settings, S
     shrinkage), and its run's data.json."""
     import mlflow
 
+    from sendtime.training.registry import run_artifact_uri
+
     try:
-        trained = Settings.model_validate(mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json"))
+        trained = Settings.model_validate(mlflow.artifacts.load_dict(run_artifact_uri(run_id, "config.json")))
     except Exception as exc:  # an old run whose config no longer validates: say so, carry on with ours
         echo(f"warning: could not use the training run's config.json ({exc}); using the given settings")
         trained = settings
     try:
-        logged = mlflow.artifacts.load_dict(f"runs:/{run_id}/data.json")
+        logged = mlflow.artifacts.load_dict(run_artifact_uri(run_id, "data.json"))
     except Exception as exc:
         echo(f"warning: the training run has no data.json ({exc}); choosing the shrinkage again")
         logged = {}

@@ -10,23 +10,28 @@ A version's profile snapshot starts as the `profiles` artifact of its training r
 logs a newer one in a run of its own and points the version's tag `snapshot_run_id` at it, so the model
 stays the same version while its evidence is today's. Everything that loads a version loads its newest
 snapshot; the training run's stays in MLflow, untouched.
+
+Our own store records artifact locations as absolute paths (MLflow's choice); a SENDTIME_HOME copied or
+mounted elsewhere still loads because those paths are re-rooted under the current home when the
+recorded one is gone (`relocated`). A store behind MLFLOW_TRACKING_URI is left to its server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import socket
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
-import numpy as np
 
 from sendtime import home
 
@@ -55,10 +60,32 @@ def configure_mlflow(experiment: str) -> None:
     mlflow.set_registry_uri(home.tracking_uri())
     if not external:  # set_tracking_uri exports the variable; a later SENDTIME_HOME must still win
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-    if mlflow.get_experiment_by_name(experiment) is None:
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
         # our own store keeps artifacts under SENDTIME_HOME; another server decides for itself
         mlflow.create_experiment(experiment, artifact_location=None if external else home.artifact_root())
+    elif not external:
+        _rehome_experiment(found)
     mlflow.set_experiment(experiment)
+
+
+def _rehome_experiment(found) -> None:
+    """A moved home: new runs (and their models) go under this home, not the path the store was made
+    at. MLflow has no call to change an experiment's artifact location, so its row is updated; on a
+    read-only store nothing is written (loading still works, through `relocated`)."""
+    import sqlite3
+
+    moved = relocated(found.artifact_location)
+    if moved is None:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(home.sendtime_home() / "mlflow.db")) as db, db:
+            db.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                (moved, int(found.experiment_id)),
+            )
+    except sqlite3.Error as exc:
+        logging.getLogger(__name__).warning("store moved, but cannot record its new place: %s", exc)
 
 
 def client():
@@ -94,9 +121,59 @@ def load_booster(model_name: str, version: str) -> lgb.Booster:
     from sendtime.training.profile_only import MODEL_KIND_TAG, PROFILE_ONLY, load_registered
 
     tags = client().get_model_version(model_name, version).tags or {}
+    location = client().get_model_version_download_uri(model_name, version)
+    uri = relocated(location) or f"models:/{model_name}/{version}"
     if tags.get(MODEL_KIND_TAG) == PROFILE_ONLY:
-        return load_registered(f"models:/{model_name}/{version}")
-    return mlflow.lightgbm.load_model(f"models:/{model_name}/{version}")
+        return load_registered(uri)
+    if uri.startswith("models:/"):
+        uri = location
+    try:
+        return _booster_only(uri)
+    except Exception:  # a model laid out otherwise: MLflow's own loader reads all of it
+        return mlflow.lightgbm.load_model(uri)
+
+
+def _booster_only(location: str) -> lgb.Booster:
+    """The native flavour's booster file alone: the model's directory also holds the decision flavour's
+    copy of the profile snapshot (serving/decision_model.py), which sendtime loads from the run instead."""
+    import mlflow
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="sendtime-model-") as folder:
+        spec = mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=folder)
+        flavour = (yaml.safe_load(Path(spec).read_text()).get("flavors") or {})["lightgbm"]
+        if flavour.get("model_class", "lightgbm.basic.Booster") != "lightgbm.basic.Booster":
+            raise ValueError(f"not a Booster: {flavour.get('model_class')}")
+        data = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{location}/{flavour['data']}", dst_path=folder
+        )
+        return lgb.Booster(model_file=data)
+
+
+def run_artifact_uri(run_id: str, path: str) -> str:
+    """Where a run's artifact is read from: `runs:/<run>/<path>`, or its relocated place."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return f"runs:/{run_id}/{path}"
+    stored = client().get_run(run_id).info.artifact_uri
+    return relocated(f"{stored}/{path}") or f"runs:/{run_id}/{path}"
+
+
+def relocated(uri: str) -> str | None:
+    """The artifact `uri` re-rooted under this SENDTIME_HOME's `mlruns`, when our own store recorded it
+    under a home that is no longer there (the home was copied, moved or mounted elsewhere); None when
+    the recorded location serves as it is (it exists, or it belongs to another tracking server)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        return None
+    path = Path(urllib.parse.unquote(parsed.path))
+    if path.exists() or "mlruns" not in path.parts:
+        return None
+    parts = path.parts
+    root = len(parts) - 1 - parts[::-1].index("mlruns")  # the last one: artifact paths below it have none
+    moved = home.sendtime_home().joinpath("mlruns", *parts[root + 1 :])
+    return moved.as_uri() if moved.exists() else None
 
 
 def snapshot_run(model_name: str, version: str) -> str:
@@ -148,7 +225,7 @@ def _snapshot_copy(model_name: str, version: str, run_id: str, snapshot_run_id: 
     partial = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=home.snapshots_dir()))
     try:
         mlflow.artifacts.download_artifacts(
-            run_id=snapshot_run_id, artifact_path=SNAPSHOT_ARTIFACT, dst_path=str(partial)
+            artifact_uri=run_artifact_uri(snapshot_run_id, SNAPSHOT_ARTIFACT), dst_path=str(partial)
         )
         shutil.rmtree(target, ignore_errors=True)  # a copy without meta.json: left by an older download
         try:
@@ -202,32 +279,6 @@ def release_artifact_threads() -> None:
             for owner in owners:  # a fresh pool starts no thread until it is given work
                 owner.thread_pool = owner._create_thread_pool()
             pool.shutdown(wait=True)
-
-
-def log_and_register(
-    booster: lgb.Booster, example: np.ndarray, feature_names: list[str], model_name: str, tags: dict[str, str]
-) -> str:
-    """Log the native LightGBM model (returns probabilities) with signature and example; register it."""
-    import mlflow
-    import mlflow.lightgbm
-    import pandas as pd
-    from mlflow.models import infer_signature
-
-    frame = pd.DataFrame(example, columns=feature_names)
-    signature = infer_signature(frame, booster.predict(example))
-    info = mlflow.lightgbm.log_model(
-        booster,
-        name="model",
-        signature=signature,
-        input_example=frame.head(5),
-        pip_requirements=[
-            f"lightgbm=={lgb.__version__}",
-            f"numpy=={np.__version__}",
-            f"pandas=={pd.__version__}",
-        ],
-    )
-    mv = mlflow.register_model(info.model_uri, model_name, tags=tags)
-    return str(mv.version)
 
 
 def gate(new_loss: float, champion_loss: float | None, margin: float) -> bool:

@@ -17,6 +17,7 @@ from sendtime.features.load import load_folder
 from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import build_feature_base
 from sendtime.features.profiles import build_profiles
+from sendtime.serving import decision_model
 from sendtime.training import baselines, decision, examples, gate, model, recipe, registry, split_design
 from sendtime.training.drift import champion_population
 from sendtime.training.drift import watch as watch_drift
@@ -161,11 +162,13 @@ def train(
         log_plots(out, offline, final, booster, gt is not None)
         final.save(out / registry.SNAPSHOT_ARTIFACT)
         mlflow.log_artifacts(str(out / registry.SNAPSHOT_ARTIFACT), registry.SNAPSHOT_ARTIFACT)
-        version = registry.log_and_register(
+        version = decision_model.log_and_register(
             booster,
             ex.test.X[:50],
             FEATURES,
             name,
+            snapshot=out / registry.SNAPSHOT_ARTIFACT,
+            settings=settings,
             tags={
                 "kind": ex.kind,
                 "model_kind": "lightgbm",
