@@ -19,6 +19,7 @@ across runs for the same inputs and salt, and never containing a raw address.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -66,6 +67,16 @@ def normalise_emails(values: pd.Series) -> pd.Series:
     return _per_unique(values, _emails)
 
 
+_EMAIL_RE = re.compile(_EMAIL_PATTERN)
+_NON_DIGIT = re.compile(r"\D")
+
+
+def normalise_email(text: str) -> str | None:
+    """`normalise_emails` of one text, without a Series: the service meets most people one at a time."""
+    text = text.strip().lower()
+    return text if _EMAIL_RE.fullmatch(text) else None
+
+
 def _phone_text(value: object) -> str:
     # a phone column read as numbers comes back as 12125550123.0
     if isinstance(value, float) and value.is_integer():
@@ -89,6 +100,22 @@ def _canonical_phone_text(uniques: pd.Series, region: str) -> pd.Series:
         eleven = ~plus & (digits.str.len() == 11) & digits.str.startswith("1")
         out = out.where(~ten, "+1" + digits).where(~eleven, "+" + digits)
     return out.where(digits.str.len() > 0, text)
+
+
+def canonical_phone(value: object, region: str) -> str:
+    """`_canonical_phone_text` of one value, the same steps on a plain string."""
+    text = _phone_text(value)
+    digits = _NON_DIGIT.sub("", text)
+    if not digits:
+        return text
+    if text.startswith("+"):
+        return "+" + digits
+    if phonenumbers.country_code_for_region(region) == 1:
+        if len(digits) == 10:
+            return "+1" + digits
+        if len(digits) == 11 and digits.startswith("1"):
+            return "+" + digits
+    return digits
 
 
 def canonical_phones(values: pd.Series, default_region: str = "US") -> pd.Series:
@@ -161,6 +188,11 @@ def _sha(uniques: pd.Series, salt: str) -> pd.Series:
     return pd.Series(
         [sha(f"{prefix}{v}".encode()).hexdigest()[:20] for v in uniques], index=uniques.index, dtype=object
     )
+
+
+def hash_value(value: str, salt: str) -> str:
+    """`hash_values` of one text (`_sha`'s formula)."""
+    return hashlib.sha256(f"{salt}\x1f{value}".encode()).hexdigest()[:20]
 
 
 def hash_values(values: pd.Series, salt: str) -> pd.Series:

@@ -322,10 +322,21 @@ def _clean_names(values: pd.Series | None, n: int) -> tuple[np.ndarray, np.ndarr
     return names[codes], invalid[codes]
 
 
+DECLARED_BY_ROW = 64  # up to this many rows (the API's calls), `declared_zones` reads each value directly
+
+
 def declared_zones(values, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(IANA name or None, invalid flag) per row of a `timezone` column a sending system declares (an
     audience file, an API request); blank means absent. Read as the subscribers table's are: a name the
     tz database does not know is flagged, never guessed."""
+    if values is not None and n <= DECLARED_BY_ROW:
+        values = list(values)
+        if len(values) != n:
+            raise ValueError(f"resolve_timezones: a timezone source has {len(values)} rows, expected {n}")
+        names = [None if pd.isna(v) else str(v).strip() or None for v in values]
+        invalid = np.array([name is not None and name not in _valid_zones() for name in names], dtype=bool)
+        valid = np.array([name if name in _valid_zones() else None for name in names], dtype=object)
+        return valid, invalid
     return _clean_names(None if values is None else pd.Series(list(values), dtype=object), n)
 
 

@@ -9,6 +9,7 @@ to (`sendtime refresh` gives the same version newer profiles); `POST /reload` sw
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import threading
 from typing import TYPE_CHECKING
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from sendtime.serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
+# answered by each model before it is served: the first subscriber would otherwise pay ~200 ms of lazy
+# loading (phone metadata, timezone data, LightGBM's first predict)
+WARM_UP = json.dumps(
+    {"subscribers": [{"email": "warm-up@example.com", "phone": "+12125550123"}], "include_scores": True}
+)
 
 
 class ChampionWatch:
@@ -29,7 +35,7 @@ class ChampionWatch:
         self.settings = settings
         self.serving = _target(settings)  # (version, snapshot run) read before the load, see `reload`
         version = None if self.serving is None else self.serving[0]
-        self.predictor: Predictor = Predictor.from_registry(settings, version)  # pinned until a swap
+        self.predictor: Predictor = _warm(Predictor.from_registry(settings, version), settings)  # pinned
         self._swap = threading.Lock()
         self._stop = threading.Event()
         _freeze()
@@ -61,8 +67,9 @@ class ChampionWatch:
             if target is None:
                 raise LookupError(f"no '{registry.CHAMPION}' alias: still serving version {previous}")
             if target != self.serving:
-                loaded = Predictor.from_registry(self.settings, version=target[0])  # built completely first,
-                self.predictor = loaded  # then swapped in with one (atomic) assignment
+                # built completely (and warmed up) first, then swapped in with one (atomic) assignment
+                loaded = _warm(Predictor.from_registry(self.settings, version=target[0]), self.settings)
+                self.predictor = loaded
                 self.serving = target
                 _freeze()
                 log.warning(
@@ -102,6 +109,19 @@ class ChampionWatch:
                 log.exception(
                     "sendtime: champion poll failed; still serving %s", self.predictor.model_version
                 )
+
+
+def _warm(predictor: Predictor, settings: Settings) -> Predictor:
+    """The predictor, once it has answered `WARM_UP` (a failure there is only logged: real requests
+    will report their own)."""
+    import numpy as np
+
+    from sendtime.serving import api
+
+    status, body = api.handle("predict", WARM_UP, predictor, settings, np.random.default_rng(0))
+    if status != OK:
+        log.warning("sendtime: the warm-up request got %s: %s", status, body)
+    return predictor
 
 
 def _target(settings: Settings) -> tuple[str, str] | None:

@@ -23,6 +23,7 @@ from sendtime.serving import reasons as R
 from sendtime.serving.quiet_hours import utc_hours, utc_instants
 
 NO_CHANNEL = -1
+_REASONS_BY_ROW = 64  # up to this many rows, reasons are composed row by row
 _EXPLORE_CHUNK = 65_536  # rows per block when drawing random cells, to bound memory
 
 # policy part of a reason (texts in `reasons`); the caller's base reason (where the scores came from) goes in front
@@ -322,7 +323,15 @@ def _reason_codes(
 
 
 def _compose_reasons(codes: np.ndarray, base_reasons: np.ndarray | None, n: int) -> np.ndarray:
-    """'<base>; <policy>' strings, built once per distinct (base, code) pair rather than per row."""
+    """'<base>; <policy>' strings, built once per distinct (base, code) pair rather than per row (row by
+    row for the API's few rows, where a factorisation costs more than the strings)."""
+    if 0 < n <= _REASONS_BY_ROW and (base_reasons is None or np.size(base_reasons) == n):
+        base = [""] * n if base_reasons is None else np.asarray(base_reasons, dtype=object).reshape(-1)
+        texts = [
+            _reason_text("" if pd.isna(b) else str(b).strip(), int(k))
+            for b, k in zip(base, codes, strict=True)
+        ]
+        return np.array(texts, dtype=object)
     if base_reasons is None:
         base = pd.Series([""] * n, dtype=object)
     else:

@@ -114,7 +114,7 @@ class Predictor:
             codes, distinct = pd.factorize(pd.Series(audience.timezone, dtype=object))
             grid = local_time.local_hour_of_week_grid(hour_starts, np.asarray(distinct, dtype=object))
             return grid[codes]
-        window = pd.DatetimeIndex(hour_starts)
+        window = hour_starts if isinstance(hour_starts, pd.DatetimeIndex) else pd.DatetimeIndex(hour_starts)
         window = (str(window.dtype), window.asi8.tobytes())
         names = zones.tolist()
         found = {z: self._grid_memo.get((window, z)) for z in names}
