@@ -48,7 +48,9 @@ def test_a_training_run_records_its_data_and_code(trained_champion, session_home
     from sendtime.training import recipe
 
     # the session's own store, named outright: an earlier test may have pointed MLflow elsewhere
-    run = MlflowClient(tracking_uri=f"sqlite:///{session_home / 'mlflow.db'}").get_run(trained_champion.run_id)
+    run = MlflowClient(tracking_uri=f"sqlite:///{session_home / 'mlflow.db'}").get_run(
+        trained_champion.run_id
+    )
     (dataset,) = [d.dataset for d in run.inputs.dataset_inputs]
     assert dataset.digest == run.data.tags["data_sha256"]  # the export's fingerprint
     assert run.data.params["data"] in dataset.source
