@@ -68,9 +68,21 @@ def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
 
 
 def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    return calibration_bins(y, p, bins)[:2]
+
+
+def calibration_bins(
+    y: np.ndarray, p: np.ndarray, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-count bin: mean prediction, observed rate, cells and clicks (how far to trust the rate)."""
     order = np.argsort(p, kind="stable")
     chunks = [c for c in np.array_split(order, bins) if c.size]
-    return np.array([p[c].mean() for c in chunks]), np.array([y[c].mean() for c in chunks])
+    return (
+        np.array([p[c].mean() for c in chunks]),
+        np.array([y[c].mean() for c in chunks]),
+        np.array([c.size for c in chunks]),
+        np.array([y[c].sum() for c in chunks]),
+    )
 
 
 def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
