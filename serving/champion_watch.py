@@ -33,7 +33,7 @@ class ChampionWatch:
         self._swap = threading.Lock()
         self._stop = threading.Event()
         _freeze()
-        log.warning(
+        log.info(
             "sendtime: serving model version %s, profiles as of %s",
             self.predictor.model_version,
             self.predictor.meta.get("profiles_as_of"),
@@ -65,7 +65,7 @@ class ChampionWatch:
                 self.predictor = loaded  # then swapped in with one (atomic) assignment
                 self.serving = target
                 _freeze()
-                log.warning(
+                log.info(
                     "sendtime: now serving model version %s, profiles as of %s (was version %s)",
                     target[0],
                     loaded.meta.get("profiles_as_of"),

@@ -39,6 +39,8 @@ MAX_COUNT = 2**53  # caps on sends: far beyond any audience, and exact as a floa
 MAX_SUBSCRIBERS = 20_000_000  # simulated people: ~200 bytes each per table in memory, plus events
 MAX_DAYS = 3_650  # simulated days of history: ten years keep every timestamp in range
 MAX_SEED = 2**32 - 1
+LOG_LEVEL_ENV = "SENDTIME_LOG_LEVEL"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def _settings(args: argparse.Namespace):
@@ -225,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sendtime", description="Which channel and what time to send, per subscriber."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    _log_level_option(parser)
     parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -330,7 +333,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--config")
     p.set_defaults(func=cmd_serve)
+    for command in sub.choices.values():  # before or after the command's name
+        _log_level_option(command)
     return parser
+
+
+def _log_level_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS,
+        help=f"INFO logs each step (data loaded, profiles built, model trained, version registered, plan "
+        f"written) on standard error; default WARNING, or ${LOG_LEVEL_ENV}",
+    )
+
+
+class _StderrHandler(logging.StreamHandler):
+    """The CLI's own handler, told apart from any other so that a second `main()` replaces it."""
+
+
+def setup_logging(level: str) -> None:
+    """sendtime's loggers at `level` on standard error; other libraries' only from WARNING up, except at
+    DEBUG, so that INFO shows sendtime's steps and not MLflow's or Alembic's."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    handler = _StderrHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    logging.getLogger("sendtime").setLevel(level)
 
 
 class Terminated(SystemExit):
@@ -370,10 +403,15 @@ def _on_sigterm(handler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = getattr(args, "log_level", None)
+    level = given or ("DEBUG" if args.verbose else os.environ.get(LOG_LEVEL_ENV, "").strip().upper())
+    if level and level not in LOG_LEVELS:
+        parser.error(f"${LOG_LEVEL_ENV}={level!r}: expected one of {', '.join(LOG_LEVELS)}")
+    setup_logging(level or "WARNING")
+    if given:  # `serve`'s worker process reads it too
+        os.environ[LOG_LEVEL_ENV] = given
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     # OpenMP threads that spin while waiting slow LightGBM down by 10-100x on a busy 2-core machine
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -14,6 +14,7 @@ not vanish): a refresh sees only the export it is given.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.training import recipe, registry
 from sendtime.training.examples import SEND_RESPONSE
 from sendtime.training.profile_only import MODEL_KIND_TAG
+
+log = logging.getLogger(__name__)
 
 REFRESH_OF_TAG = "sendtime.refresh_of"  # run tag: "<registered model>/<version>" the snapshot belongs to
 
@@ -129,6 +132,9 @@ def refresh(
     }
     result.previous_as_of = None if previous_as_of is None else previous_as_of.isoformat()
     result.seconds = time.perf_counter() - t0
+    log.info(
+        "profiles as of %s logged for version %s (run %s)", result.profiles_as_of, version, result.run_id
+    )
     with mlflow.start_run(run_id=result.run_id):
         mlflow.log_metrics(
             {"refresh_seconds": result.seconds} | {f"{k}_seconds": v for k, v in result.stages.items()}

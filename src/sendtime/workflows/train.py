@@ -174,6 +174,7 @@ def train(
         for key, value in gate_tags.items():
             registry.client().set_model_version_tag(name, version, key, value)
         mlflow.log_metric("train_seconds", time.perf_counter() - t0)
+    log.info("version %s registered (profiles as of %s); champion: %s", version, final.as_of, promoted)
     return TrainResult(
         run.info.run_id,
         version,
