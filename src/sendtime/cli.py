@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from sendtime import notebook
+from sendtime import logsetup, notebook
 
 
 def whole_number(low: int, high: int):
@@ -39,8 +38,6 @@ MAX_COUNT = 2**53  # caps on sends: far beyond any audience, and exact as a floa
 MAX_SUBSCRIBERS = 20_000_000  # simulated people: ~200 bytes each per table in memory, plus events
 MAX_DAYS = 3_650  # simulated days of history: ten years keep every timestamp in range
 MAX_SEED = 2**32 - 1
-LOG_LEVEL_ENV = "SENDTIME_LOG_LEVEL"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def _settings(args: argparse.Namespace):
@@ -81,7 +78,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sendtime.training import baselines
 
     result = notebook.train(
-        args.data, args.config, allow_kind_change=args.allow_kind_change, progress=True, echo=print
+        args.data,
+        args.config,
+        allow_kind_change=args.allow_kind_change,
+        progress=True,
+        echo=print,
+        engine=args.engine,
     )
     print(f"run id: {result.run_id}")
     if result.model_kind == "profile_only":
@@ -181,7 +183,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    r = notebook.refresh(args.data, args.config, progress=True, echo=print)
+    r = notebook.refresh(args.data, args.config, progress=True, echo=print, engine=args.engine)
     print(
         f"refreshed model version {r.version} ({r.model_kind}): profiles as of {r.profiles_as_of} "
         f"(were as of {r.previous_as_of or 'unknown'}), {r.subscribers:,} subscribers, "
@@ -227,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sendtime", description="Which channel and what time to send, per subscriber."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
-    _log_level_option(parser)
+    logsetup.add_option(parser)
     parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -268,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="let a model trained on another kind of data (opens-only activity vs send response) "
         "replace the champion (training.allow_kind_change)",
     )
+    _engine_option(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="Optuna search; each trial a nested MLflow run; writes the best config")
@@ -321,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refresh", help="today's profiles for the champion from an export, without retraining")
     p.add_argument("--data", required=True, help="export folder; its last event is the profiles' instant")
     p.add_argument("--config", help="settings for the store and model name (the recipe is the version's)")
+    _engine_option(p)
     p.set_defaults(func=cmd_refresh)
 
     p = sub.add_parser("predict", help="answer one prediction request (JSON) exactly as the HTTP API does")
@@ -334,36 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config")
     p.set_defaults(func=cmd_serve)
     for command in sub.choices.values():  # before or after the command's name
-        _log_level_option(command)
+        logsetup.add_option(command)
     return parser
 
 
-def _log_level_option(parser: argparse.ArgumentParser) -> None:
+def _engine_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--log-level",
-        type=str.upper,
-        choices=LOG_LEVELS,
-        default=argparse.SUPPRESS,
-        help=f"INFO logs each step (data loaded, profiles built, model trained, version registered, plan "
-        f"written) on standard error; default WARNING, or ${LOG_LEVEL_ENV}",
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="spark: the feature base (validation, identity, signals, local time) on Spark, with the "
+        "spark extra and Java 17; the same model as local",
     )
-
-
-class _StderrHandler(logging.StreamHandler):
-    """The CLI's own handler, told apart from any other so that a second `main()` replaces it."""
-
-
-def setup_logging(level: str) -> None:
-    """sendtime's loggers at `level` on standard error; other libraries' only from WARNING up, except at
-    DEBUG, so that INFO shows sendtime's steps and not MLflow's or Alembic's."""
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
-        root.removeHandler(old)
-    handler = _StderrHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
-    logging.getLogger("sendtime").setLevel(level)
 
 
 class Terminated(SystemExit):
@@ -405,13 +391,7 @@ def _on_sigterm(handler):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    given = getattr(args, "log_level", None)
-    level = given or ("DEBUG" if args.verbose else os.environ.get(LOG_LEVEL_ENV, "").strip().upper())
-    if level and level not in LOG_LEVELS:
-        parser.error(f"${LOG_LEVEL_ENV}={level!r}: expected one of {', '.join(LOG_LEVELS)}")
-    setup_logging(level or "WARNING")
-    if given:  # `serve`'s worker process reads it too
-        os.environ[LOG_LEVEL_ENV] = given
+    logsetup.configure(parser, args)
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     # OpenMP threads that spin while waiting slow LightGBM down by 10-100x on a busy 2-core machine
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

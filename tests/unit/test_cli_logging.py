@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from sendtime import cli
+from sendtime import cli, logsetup
 
 
 @pytest.fixture
@@ -21,13 +21,13 @@ def restore_logging():
 
 
 def test_info_is_for_sendtime_only_and_a_second_setup_replaces_the_first(restore_logging):
-    cli.setup_logging("INFO")
-    cli.setup_logging("INFO")
-    ours = [h for h in logging.getLogger().handlers if isinstance(h, cli._StderrHandler)]
+    logsetup.setup_logging("INFO")
+    logsetup.setup_logging("INFO")
+    ours = [h for h in logging.getLogger().handlers if isinstance(h, logsetup.StderrHandler)]
     assert len(ours) == 1
     assert logging.getLogger("sendtime.features.load").isEnabledFor(logging.INFO)
     assert not logging.getLogger("mlflow.store").isEnabledFor(logging.INFO)
-    cli.setup_logging("WARNING")
+    logsetup.setup_logging("WARNING")
     assert not logging.getLogger("sendtime.features.load").isEnabledFor(logging.INFO)
 
 
@@ -39,7 +39,7 @@ def test_log_level_option_before_or_after_the_command():
 
 
 def test_unknown_level_in_the_environment_is_a_usage_error(monkeypatch, capsys, restore_logging):
-    monkeypatch.setenv(cli.LOG_LEVEL_ENV, "chatty")
+    monkeypatch.setenv(logsetup.LOG_LEVEL_ENV, "chatty")
     with pytest.raises(SystemExit) as stop:
         cli.main(["predict", "--request", "nowhere.json"])
     assert stop.value.code == 2

@@ -24,8 +24,9 @@ import pandas as pd
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
+from sendtime.features.engines import feature_base_on
 from sendtime.features.load import load_folder
-from sendtime.features.prepare import FeatureBase, build_feature_base
+from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.training import recipe, registry
 from sendtime.training.examples import SEND_RESPONSE
@@ -78,6 +79,7 @@ def refresh(
     config_path: str | None = None,
     progress: bool = True,
     echo=print,
+    engine: str = "local",
 ) -> RefreshResult:
     """Rebuild the champion's profiles from `data_dir` and register them as its newest snapshot."""
     import mlflow
@@ -105,7 +107,7 @@ def refresh(
     t2 = time.perf_counter()
     if (salt_warning := identity.default_salt_warning(trained, data_dir)) is not None:
         echo(salt_warning)
-    base = build_feature_base(data, trained, progress=progress)
+    base = feature_base_on(engine, data, trained, progress=progress)
     unusable.add_address_rejects(data, base.rejects, trained)
     as_of = export_end(base)
     previous_as_of = current_as_of(tags)

@@ -13,9 +13,9 @@ import pandas as pd
 
 from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
+from sendtime.features.engines import feature_base_on
 from sendtime.features.load import load_folder
 from sendtime.features.model_features import FEATURES
-from sendtime.features.prepare import build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.training import baselines, decision, examples, gate, model, recipe, registry, split_design
 from sendtime.training.recipe import fingerprint
@@ -46,6 +46,7 @@ def train(
     config_path: str | None = None,
     progress: bool = True,
     echo=print,
+    engine: str = "local",
 ) -> TrainResult:
     import mlflow
 
@@ -54,7 +55,7 @@ def train(
     if (salt_warning := identity.default_salt_warning(settings, data_dir)) is not None:
         log.warning("training with the built-in default salt: address hashes are reversible")
         echo(salt_warning)
-    base = build_feature_base(data, settings, progress=progress)
+    base = feature_base_on(engine, data, settings, progress=progress)
     unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
     run_inputs = recipe.RunInputs(str(Path(data_dir).resolve()), data, base, settings, config_path)
     echo(data.summary())
