@@ -270,4 +270,12 @@ def load_folder(folder: str | Path, settings: DataSettings | None = None) -> Dat
         )
     if events.empty:
         raise DataError(f"{events_path}: no usable event rows remain after validation")
+    log.info(
+        "data loaded from %s: %s event rows read, %s kept, %s rejected; tables %s",
+        folder,
+        f"{raw_rows[S.EVENTS_TABLE]:,}",
+        f"{len(events):,}",
+        f"{len(data.rejects):,}",
+        ", ".join(raw_rows),
+    )
     return data

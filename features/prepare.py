@@ -247,6 +247,12 @@ def build_feature_base(data: DataFolder, settings: Settings, progress: bool = Fa
     stats = dict(sig.stats)
     stats.update(identity_stats(int((~usable).sum()), idmap, subs, tz))
     lookup = address_lookup(idmap)
+    log.info(
+        "features built: %s subscribers, %s sends, %s human engagements",
+        f"{len(subs):,}",
+        f"{len(sig.sends):,}",
+        f"{len(sig.engagements):,}",
+    )
     return FeatureBase(
         subscribers=subs,
         addresses=lookup,

@@ -39,7 +39,7 @@ class ChampionWatch:
         self._swap = threading.Lock()
         self._stop = threading.Event()
         _freeze()
-        log.warning(
+        log.info(
             "sendtime: serving model version %s, profiles as of %s",
             self.predictor.model_version,
             self.predictor.meta.get("profiles_as_of"),
@@ -72,7 +72,7 @@ class ChampionWatch:
                 self.predictor = loaded
                 self.serving = target
                 _freeze()
-                log.warning(
+                log.info(
                     "sendtime: now serving model version %s, profiles as of %s (was version %s)",
                     target[0],
                     loaded.meta.get("profiles_as_of"),

@@ -9,6 +9,7 @@ Output columns (after the audience's own, unchanged and in order): `subscriber_i
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -18,6 +19,8 @@ import pandas as pd
 
 from sendtime import schema as S
 from sendtime.serving.campaign import CampaignPlan
+
+log = logging.getLogger(__name__)
 
 FORMATS = (".csv", ".parquet")
 ISO = "%Y-%m-%dT%H:%M:%SZ"
@@ -86,6 +89,7 @@ def read_audience(path: str | Path) -> pd.DataFrame:
         raise ValueError(
             f"audience file {path}: column(s) {clash} would be overwritten by the plan's; rename them"
         )
+    log.info("audience read from %s: %s rows", path, f"{len(frame):,}")
     return frame.reset_index(drop=True)
 
 
@@ -137,6 +141,7 @@ def write_plan(table: pd.DataFrame, out: str | Path) -> Path:
             table.to_csv(tmp, index=False)
         else:
             table.to_parquet(tmp, index=False)
+    log.info("plan written: %s (%s rows)", out, f"{len(table):,}")
     return out
 
 

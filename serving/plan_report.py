@@ -147,44 +147,42 @@ def sends_per_hour_text(plan: CampaignPlan, hours: pd.DatetimeIndex) -> str:
 
 
 def plot_plan(plan: CampaignPlan, hours: pd.DatetimeIndex, path: Path) -> Path:
-    """Stacked bars of sends per UTC hour (e-mail below, SMS above), each cap drawn as a line; PNG, atomic."""
+    """Sends per UTC hour, one panel per channel with that channel's cap on its own bars; PNG, atomic."""
+    fig = plan_figure(plan, hours)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+    return path
+
+
+def plan_figure(plan: CampaignPlan, hours: pd.DatetimeIndex):
+    """A panel per channel on one hour axis: stacked bars would lift the SMS bars by the e-mail ones, and
+    a cap is then no longer a line at the height it limits."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     counts = plan.sends_per_hour(len(hours))
     x = np.arange(len(hours))
-    fig = Figure(figsize=(max(8.0, min(24.0, 0.3 * len(hours))), 4.5), dpi=100)
+    fig = Figure(figsize=(max(8.0, min(24.0, 0.3 * len(hours))), 6.0), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.bar(x, counts[EMAIL], width=0.85, color="#4C72B0", label=S.EMAIL)
-    ax.bar(x, counts[SMS], width=0.85, bottom=counts[EMAIL], color="#DD8452", label=S.SMS)
-    if EMAIL in plan.caps:
-        ax.axhline(
-            plan.caps[EMAIL],
-            color="#1f3b66",
-            linestyle="--",
-            linewidth=1.2,
-            label=f"{S.EMAIL} cap {plan.caps[EMAIL]:,}/h",
-        )
-    if SMS in plan.caps:  # SMS bars sit on the e-mail bars: its cap is a step above them
-        ax.step(
-            np.r_[x - 0.5, x[-1] + 0.5],
-            np.r_[counts[EMAIL], counts[EMAIL][-1]] + plan.caps[SMS],
-            where="post",
-            color="#8c3b0a",
-            linestyle=":",
-            linewidth=1.2,
-            label=f"{S.SMS} cap {plan.caps[SMS]:,}/h (above e-mail)",
-        )
+    axes = fig.subplots(len(S.CHANNELS), 1, sharex=True)
+    colors = {EMAIL: ("#4C72B0", "#1f3b66"), SMS: ("#DD8452", "#8c3b0a")}
+    for channel, ax in zip((EMAIL, SMS), axes, strict=True):
+        name = S.CHANNELS[channel]
+        bar, line = colors[channel]
+        ax.bar(x, counts[channel], width=0.85, color=bar, label=f"{name} sends")
+        top = max(int(counts[channel].max()), 1)
+        if channel in plan.caps:
+            cap = plan.caps[channel]
+            ax.axhline(cap, color=line, linestyle="--", linewidth=1.2, label=f"{name} cap {cap:,}/h")
+            top = max(top, cap)
+        ax.set_ylim(0, 1.15 * top)
+        ax.set_ylabel(f"planned {name}")
+        ax.set_title(f"{name}: {int(counts[channel].sum()):,} sends", fontsize=9, loc="left")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     step = max(1, len(hours) // 24)
-    ax.set_xticks(x[::step])
-    ax.set_xticklabels(hours[::step].strftime("%m-%d %Hh"), rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("planned sends")
-    ax.set_xlabel("UTC hour")
-    ax.set_title(f"sends per hour: {int(counts[EMAIL].sum()):,} e-mail, {int(counts[SMS].sum()):,} sms")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    return path
+    axes[-1].set_xticks(x[::step])
+    axes[-1].set_xticklabels(hours[::step].strftime("%m-%d %Hh"), rotation=60, ha="right", fontsize=7)
+    axes[-1].set_xlabel("UTC hour")
+    fig.suptitle(f"sends per hour: {int(counts[EMAIL].sum()):,} e-mail, {int(counts[SMS].sum()):,} sms")
+    return fig

@@ -26,6 +26,7 @@ Audiences of 50k rows or more show tqdm bars (scoring chunks, capacity rounds).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ from sendtime.serving.reasons import (
     REASON_NO_CONTACT,
 )
 from sendtime.serving.top_hours import TOP_K, LazyScores, scoring_groups, worth_it
+
+log = logging.getLogger(__name__)
 
 EMAIL, SMS = S.CHANNELS.index(S.EMAIL), S.CHANNELS.index(S.SMS)
 
@@ -287,8 +290,14 @@ def load_predictor(settings: Settings):
     from sendtime.serving.predictor import Predictor
 
     try:
-        return Predictor.from_registry(settings)
+        predictor = Predictor.from_registry(settings)
     except LookupError as exc:
         raise LookupError(
             f"no champion model to plan with: train one with `sendtime train --data DIR` ({exc})"
         ) from exc
+    log.info(
+        "model version %s loaded, profiles as of %s",
+        predictor.model_version,
+        predictor.meta.get("profiles_as_of"),
+    )
+    return predictor

@@ -10,6 +10,7 @@ The settings file comes from the environment variable SENDTIME_CONFIG (set by `s
 
 from __future__ import annotations
 
+import logging
 import os
 
 import anyio
@@ -33,6 +34,7 @@ app.openapi = openapi(app, api_models.PredictRequest, api_models.FollowupRequest
 @bentoml.asgi_app(app, path="/")
 class SendTime:
     def __init__(self) -> None:
+        _log_level(os.environ.get("SENDTIME_LOG_LEVEL", "INFO"))
         self.settings = load_settings(os.environ.get("SENDTIME_CONFIG") or None)
         self.champion = ChampionWatch(self.settings)
         self.api_key = os.environ.get(self.settings.serving.api_key_env) or None
@@ -55,6 +57,15 @@ class SendTime:
         else:  # big batches run in a thread, so that probes and small requests are not held up
             status, body = await anyio.to_thread.run_sync(api.handle, *job, limiter=self.limiter)
         return json_response(body, status)
+
+
+def _log_level(name: str) -> None:
+    """BentoML's worker shows other loggers from WARNING up; sendtime's own steps (the model loaded,
+    a new champion swapped in) are INFO, the level `sendtime serve --log-level` passes on."""
+    level = name.strip().upper()
+    logging.getLogger("sendtime").setLevel(
+        level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO"
+    )
 
 
 # Plain functions that look the service up (a FastAPI class view's `self` costs a thread-pool hop).

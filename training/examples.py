@@ -12,6 +12,7 @@ hour ("activity" kind): the champion then ranks hours by when people engage, and
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,8 @@ from sendtime.features.signals import CLICK_KIND
 from sendtime.features.strengths import NAMES as STRENGTH_NAMES
 from sendtime.features.strengths import Shrinkage
 from sendtime.training import split_design
+
+log = logging.getLogger(__name__)
 
 SEND_RESPONSE = "send_response"  # labels: a click within label_hours of a send
 ACTIVITY = (
@@ -194,6 +197,13 @@ def build_examples(
             raise TooFewExamples(
                 f"the {name} period has no usable labelled examples with both outcomes ({len(cells)} rows)"
             )
+    log.info(
+        "examples (%s): train %s, validation %s, test %s cells",
+        kind,
+        f"{len(train_cells):,}",
+        f"{len(vc):,}",
+        f"{len(tc):,}",
+    )
     return Examples(
         kind=kind,
         train=Split("train", parts[-1][0], train_cells, train_X),

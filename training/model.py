@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import lightgbm as lgb
 import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score
 
 from sendtime.configs.settings import TrainingSettings
 from sendtime.features.model_features import FEATURES, MONOTONE
+
+log = logging.getLogger(__name__)
 
 
 def fit(
@@ -54,7 +58,13 @@ def refit(
     p.setdefault("seed", 0)
     p["deterministic"] = True
     data = lgb.Dataset(X, y, feature_name=FEATURES, categorical_feature=["channel"], free_raw_data=True)
-    return lgb.train(p, data, num_boost_round=max(1, rounds))
+    booster = lgb.train(p, data, num_boost_round=max(1, rounds))
+    log.info(
+        "model trained: %d trees on %s examples (training and validation weeks)",
+        max(1, rounds),
+        f"{len(y):,}",
+    )
+    return booster
 
 
 def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
@@ -68,9 +78,21 @@ def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
 
 
 def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    return calibration_bins(y, p, bins)[:2]
+
+
+def calibration_bins(
+    y: np.ndarray, p: np.ndarray, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-count bin: mean prediction, observed rate, cells and clicks (how far to trust the rate)."""
     order = np.argsort(p, kind="stable")
     chunks = [c for c in np.array_split(order, bins) if c.size]
-    return np.array([p[c].mean() for c in chunks]), np.array([y[c].mean() for c in chunks])
+    return (
+        np.array([p[c].mean() for c in chunks]),
+        np.array([y[c].mean() for c in chunks]),
+        np.array([c.size for c in chunks]),
+        np.array([y[c].sum() for c in chunks]),
+    )
 
 
 def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

@@ -15,6 +15,7 @@ rule scores them from the same features), so a model must beat the profile's own
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from sendtime.training.profile_only import (
     ProfileOnlyModel,
 )
 from sendtime.training.recipe import RunInputs
+
+log = logging.getLogger(__name__)
 
 
 class ProfileOnlyPyfunc(PythonModel):
@@ -174,4 +177,5 @@ def train(inputs: RunInputs, design: split_design.SplitDesign, reason: str) -> P
         if promoted:
             registry.promote(name, version)
         mlflow.set_tags({"registered_version": version, "promoted": str(promoted), "promotion": why})
+    log.info("profile-only version %s registered; champion: %s (%s)", version, promoted, why)
     return ProfileOnlyResult(run.info.run_id, version, promoted, kind, why)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from sendtime import notebook
+from sendtime import logsetup, notebook
 
 
 def whole_number(low: int, high: int):
@@ -79,7 +78,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sendtime.training import baselines
 
     result = notebook.train(
-        args.data, args.config, allow_kind_change=args.allow_kind_change, progress=True, echo=print
+        args.data,
+        args.config,
+        allow_kind_change=args.allow_kind_change,
+        progress=True,
+        echo=print,
+        engine=args.engine,
     )
     print(f"run id: {result.run_id}")
     if result.model_kind == "profile_only":
@@ -179,7 +183,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    r = notebook.refresh(args.data, args.config, progress=True, echo=print)
+    r = notebook.refresh(args.data, args.config, progress=True, echo=print, engine=args.engine)
     print(
         f"refreshed model version {r.version} ({r.model_kind}): profiles as of {r.profiles_as_of} "
         f"(were as of {r.previous_as_of or 'unknown'}), {r.subscribers:,} subscribers, "
@@ -225,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sendtime", description="Which channel and what time to send, per subscriber."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    logsetup.add_option(parser)
     parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -265,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="let a model trained on another kind of data (opens-only activity vs send response) "
         "replace the champion (training.allow_kind_change)",
     )
+    _engine_option(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="Optuna search; each trial a nested MLflow run; writes the best config")
@@ -318,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refresh", help="today's profiles for the champion from an export, without retraining")
     p.add_argument("--data", required=True, help="export folder; its last event is the profiles' instant")
     p.add_argument("--config", help="settings for the store and model name (the recipe is the version's)")
+    _engine_option(p)
     p.set_defaults(func=cmd_refresh)
 
     p = sub.add_parser("predict", help="answer one prediction request (JSON) exactly as the HTTP API does")
@@ -330,7 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--config")
     p.set_defaults(func=cmd_serve)
+    for command in sub.choices.values():  # before or after the command's name
+        logsetup.add_option(command)
     return parser
+
+
+def _engine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="spark: the feature base (validation, identity, signals, local time) on Spark, with the "
+        "spark extra and Java 17; the same model as local",
+    )
 
 
 class Terminated(SystemExit):
@@ -370,10 +389,9 @@ def _on_sigterm(handler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logsetup.configure(parser, args)
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     # OpenMP threads that spin while waiting slow LightGBM down by 10-100x on a busy 2-core machine
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -95,26 +95,35 @@ def train(
     allow_kind_change: bool = False,
     progress: bool = False,
     echo: Echo = _quiet,
+    engine: str = "local",
 ) -> TrainResult:
     """`sendtime train`: the run's id, registered version, whether it was promoted and why (`gate`,
-    `note`), and its metrics."""
+    `note`), and its metrics. `engine="spark"`: the feature base is computed on Spark."""
     from sendtime.workflows.train import train as train_run
 
     settings, path = settings_of(config)
     if allow_kind_change:
         settings.training.allow_kind_change = True
-    return train_run(_folder(data_dir), settings, config_path=path, progress=progress, echo=echo)
+    folder = _folder(data_dir)
+    return train_run(folder, settings, config_path=path, progress=progress, echo=echo, engine=engine)
 
 
 def refresh(
-    data_dir: str | Path, config: Config = None, *, progress: bool = False, echo: Echo = _quiet
+    data_dir: str | Path,
+    config: Config = None,
+    *,
+    progress: bool = False,
+    echo: Echo = _quiet,
+    engine: str = "local",
 ) -> RefreshResult:
     """`sendtime refresh`: today's profiles for the champion from an export (same model, same recipe),
-    registered as the version's newest snapshot; `serve` picks it up without a restart."""
+    registered as the version's newest snapshot; `serve` picks it up without a restart. `engine="spark"`:
+    the feature base is computed on Spark."""
     from sendtime.workflows.refresh import refresh as refresh_snapshot
 
     settings, path = settings_of(config)
-    return refresh_snapshot(_folder(data_dir), settings, config_path=path, progress=progress, echo=echo)
+    folder = _folder(data_dir)
+    return refresh_snapshot(folder, settings, config_path=path, progress=progress, echo=echo, engine=engine)
 
 
 def tune(

@@ -4,7 +4,7 @@ Both commands call it, so both report exactly the same numbers for the same vers
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +36,20 @@ class OfflineReport:
     results: dict[str, dict[str, float]]  # per method (model first): log loss, AUC, calibration error
     curves: dict[str, tuple[np.ndarray, np.ndarray]]  # per method: the calibration curve
     metrics: dict[str, float]  # flat, as logged to MLflow: the model's keys bare, the others prefixed
+    bin_counts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # cells, clicks
 
 
-def evaluate_split(booster, ex: examples.Examples, base: FeatureBase) -> tuple[dict, dict, FittedBaselines]:
-    """Model and baselines on the test cells; baselines calibrated on the validation cells."""
+def evaluate_split(
+    booster, ex: examples.Examples, base: FeatureBase
+) -> tuple[dict, dict, FittedBaselines, dict]:
+    """Model and baselines on the test cells; baselines calibrated on the validation cells. Last: the
+    model's cells and clicks per calibration bin."""
     test, val = ex.test, ex.validation
     pred = booster.predict(test.X)
     results = {"model": model.metrics(test.y, pred)}
-    curves = {"model": model.calibration_curve(test.y, pred)}
+    *curve, cells, clicks = model.calibration_bins(test.y, pred)
+    curves = {"model": tuple(curve)}
+    counts = {"model": (cells, clicks)}
     grids_val = baselines.baseline_grids(base, val.profiles.as_of)
     grids_test = baselines.baseline_grids(base, test.profiles.as_of)
     fitted = {}
@@ -53,7 +59,7 @@ def evaluate_split(booster, ex: examples.Examples, base: FeatureBase) -> tuple[d
         results[name] = model.metrics(test.y, p)
         curves[name] = model.calibration_curve(test.y, p)
         fitted[name] = b
-    return results, curves, FittedBaselines(fitted, grids_test)
+    return results, curves, FittedBaselines(fitted, grids_test), counts
 
 
 def capture_figures(
@@ -104,11 +110,11 @@ def offline_report(
 
     Shared by `sendtime train` and `sendtime evaluate`, so that both report exactly the same numbers.
     """
-    results, curves, baseline = evaluate_split(booster, ex, base)
+    results, curves, baseline, counts = evaluate_split(booster, ex, base)
     flat = {f"{m}_{k}" if m != "model" else k: v for m, r in results.items() for k, v in r.items()}
     if gt is not None:
         flat.update(capture_figures(booster, ex, baseline, gt, settings))
-    return OfflineReport(results, curves, flat)
+    return OfflineReport(results, curves, flat, counts)
 
 
 def log_plots(out: Path, report: OfflineReport, final: Profiles, booster, has_gt: bool) -> None:
@@ -116,25 +122,15 @@ def log_plots(out: Path, report: OfflineReport, final: Profiles, booster, has_gt
 
     flat = report.metrics
     figs = out / "plots"
-    plots.calibration(report.curves, figs / "calibration.png")
-    plots.bars(
-        {k: v["log_loss"] for k, v in report.results.items()},
-        figs / "log_loss.png",
-        "Test log loss (lower is better)",
-        "log loss",
-    )
+    plots.calibration(report.curves, figs / "calibration.png", report.bin_counts)
+    plots.log_loss({k: v["log_loss"] for k, v in report.results.items()}, figs / "log_loss.png")
     if has_gt:
         caps = {
             k[: -len("_capture")]: v
             for k, v in flat.items()
             if k.endswith("_capture") and not k.startswith("budget")
         }
-        plots.bars(
-            caps,
-            figs / "capture.png",
-            "Capture of the oracle's gain over campaign time (7 daily 24 h campaigns)",
-            "capture",
-        )
+        plots.capture(caps, figs / "capture.png", CAPTURE_CAMPAIGNS)
     pop = {"population": final.population_response}
     weights = final.table["email_engagements"].to_numpy() + final.table["sms_engagements"].to_numpy()
     for i in np.argsort(-weights)[:3]:

@@ -14,6 +14,7 @@ not vanish): a refresh sees only the export it is given.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,15 @@ import pandas as pd
 from sendtime import schema as S
 from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
+from sendtime.features.engines import feature_base_on
 from sendtime.features.load import load_folder
-from sendtime.features.prepare import FeatureBase, build_feature_base
+from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import Profiles, build_profiles
 from sendtime.training import drift, recipe, registry
 from sendtime.training.examples import SEND_RESPONSE
 from sendtime.training.profile_only import MODEL_KIND_TAG
+
+log = logging.getLogger(__name__)
 
 REFRESH_OF_TAG = "sendtime.refresh_of"  # run tag: "<registered model>/<version>" the snapshot belongs to
 
@@ -75,6 +79,7 @@ def refresh(
     config_path: str | None = None,
     progress: bool = True,
     echo=print,
+    engine: str = "local",
 ) -> RefreshResult:
     """Rebuild the champion's profiles from `data_dir` and register them as its newest snapshot."""
     import mlflow
@@ -102,7 +107,7 @@ def refresh(
     t2 = time.perf_counter()
     if (salt_warning := identity.default_salt_warning(trained, data_dir)) is not None:
         echo(salt_warning)
-    base = build_feature_base(data, trained, progress=progress)
+    base = feature_base_on(engine, data, trained, progress=progress)
     unusable.add_address_rejects(data, base.rejects, trained)
     as_of = export_end(base)
     previous_as_of = current_as_of(tags)
@@ -133,6 +138,9 @@ def refresh(
     }
     result.previous_as_of = None if previous_as_of is None else previous_as_of.isoformat()
     result.seconds = time.perf_counter() - t0
+    log.info(
+        "profiles as of %s logged for version %s (run %s)", result.profiles_as_of, version, result.run_id
+    )
     with mlflow.start_run(run_id=result.run_id):
         mlflow.log_metrics(
             {"refresh_seconds": result.seconds} | {f"{k}_seconds": v for k, v in result.stages.items()}

@@ -57,9 +57,16 @@ def draw_calibration(ax, table: pd.DataFrame) -> None:
     )
     top = float(np.nanmax([table["predicted"].max(), table["high"].max()])) * 1.05 or 1.0
     ax.plot([0, top], [0, top], color="gray", lw=1, ls="--")
+    if {"sends", "clicks"} <= set(table.columns):  # how much each point rests on
+        for x, y, n, k in zip(
+            table["predicted"], table["observed"], table["sends"], table["clicks"], strict=True
+        ):
+            ax.annotate(
+                f"{int(k):,}/{int(n):,}", (x, y), xytext=(5, -10), textcoords="offset points", fontsize=7
+            )
     ax.set_xlabel("predicted expected_engagement (decile mean)")
     ax.set_ylabel("observed click rate")
-    ax.set_title("calibration by decile of the prediction", fontsize=10)
+    ax.set_title("calibration by decile of the prediction (labels: clicks / sends)", fontsize=10)
 
 
 def draw_hours(ax, table: pd.DataFrame) -> None:

@@ -13,9 +13,9 @@ import pandas as pd
 
 from sendtime.configs.settings import Settings
 from sendtime.features import identity, unusable
+from sendtime.features.engines import feature_base_on
 from sendtime.features.load import load_folder
 from sendtime.features.model_features import FEATURES
-from sendtime.features.prepare import build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.serving import decision_model
 from sendtime.training import baselines, decision, examples, gate, model, recipe, registry, split_design
@@ -49,6 +49,7 @@ def train(
     config_path: str | None = None,
     progress: bool = True,
     echo=print,
+    engine: str = "local",
 ) -> TrainResult:
     import mlflow
 
@@ -57,7 +58,7 @@ def train(
     if (salt_warning := identity.default_salt_warning(settings, data_dir)) is not None:
         log.warning("training with the built-in default salt: address hashes are reversible")
         echo(salt_warning)
-    base = build_feature_base(data, settings, progress=progress)
+    base = feature_base_on(engine, data, settings, progress=progress)
     unusable.add_address_rejects(data, base.rejects, settings)  # unusable addresses count as rejects too
     run_inputs = recipe.RunInputs(str(Path(data_dir).resolve()), data, base, settings, config_path)
     echo(data.summary())
@@ -188,6 +189,7 @@ def train(
         for key, value in gate_tags.items():
             registry.client().set_model_version_tag(name, version, key, value)
         mlflow.log_metric("train_seconds", time.perf_counter() - t0)
+    log.info("version %s registered (profiles as of %s); champion: %s", version, final.as_of, promoted)
     return TrainResult(
         run.info.run_id,
         version,
