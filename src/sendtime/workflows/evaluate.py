@@ -24,7 +24,7 @@ from sendtime.configs.settings import Settings
 from sendtime.features.load import load_folder
 from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import build_feature_base
-from sendtime.training import baselines, examples, recipe, registry
+from sendtime.training import baselines, examples, hour_guard, recipe, registry
 from sendtime.workflows import capture, offline_report
 
 EVALUATE_TAG = "evaluate"
@@ -75,7 +75,8 @@ def evaluate(
     base = build_feature_base(data, trained, progress=progress)
     ex = examples.build_examples(base, trained, shrinkage=shrinkage, progress=progress)
     gt = capture.GroundTruth.load(data_dir)
-    offline = offline_report.offline_report(booster, ex, base, gt, trained)
+    hour_source = hour_guard.parse((mv.tags or {}).get(hour_guard.TAG))
+    offline = offline_report.offline_report(booster, ex, base, gt, trained, hour_source)
     flat = offline.metrics
     fp = recipe.fingerprint(data)
     trained_sha = (logged.get("fingerprint") or {}).get("sha256")
