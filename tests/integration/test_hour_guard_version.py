@@ -84,6 +84,7 @@ def test_a_trained_version_carries_the_guards_decision(stores, monkeypatch):
 
 
 def test_predict_ranks_hours_by_the_profile_where_the_version_says_so(stores, small_world, monkeypatch):
+    from sendtime.serving import api
     from sendtime.serving.predictor import Predictor
     from sendtime.training import hour_guard
 
@@ -91,6 +92,7 @@ def test_predict_ranks_hours_by_the_profile_where_the_version_says_so(stores, sm
     assert json.loads(version.tags["hour_source"]) == {"email": "profile", "sms": "profile"}
     served = Predictor.from_registry(settings)
     assert served.meta["hour_source"] == {"email": "profile", "sms": "profile"}
+    assert api.model_metadata(served).hour_source == {"email": "profile", "sms": "profile"}  # GET /model
     unguarded = Predictor(served.booster, served.profiles, settings)  # the same model, hours by the model
 
     people = pd.read_parquet(small_world / "ground_truth" / "people.parquet").head(30)
