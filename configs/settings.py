@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -156,6 +156,17 @@ class TrainingSettings(_Section):
     allow_kind_change: bool = Field(
         False,
         description="let a model trained on another kind of data (activity vs send_response) replace the champion",
+    )
+    hour_source: Literal["auto", "model", "profile"] = Field(
+        "auto",
+        description="who ranks a channel's hours: auto = the model, unless on held-out engagement its hours "
+        "hold less than the profile's (training/hour_guard.py); model or profile forces it",
+    )
+    hour_guard_tolerance: float = Field(
+        0.0,
+        ge=0,
+        description="how far the model's held-out window share may fall below the profile's before the "
+        "profile ranks the hours (hour_source: auto)",
     )
     registered_model: str = "sendtime-engagement"
     experiment: str = "sendtime"

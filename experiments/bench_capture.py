@@ -25,7 +25,9 @@ import pandas as pd
 from sendtime.training.baselines import NAMES as BASELINES
 
 
-def run_one(seed: int, subscribers: int, days: int, cache: Path, zoo: str | None = None) -> dict:
+def run_one(
+    seed: int, subscribers: int, days: int, cache: Path, zoo: str | None = None, hour_source: str = "auto"
+) -> dict:
     from sendtime.configs.settings import load_settings
     from sendtime.experiments.simulate import simulate
     from sendtime.workflows.train import train
@@ -43,7 +45,8 @@ def run_one(seed: int, subscribers: int, days: int, cache: Path, zoo: str | None
     shutil.rmtree(home, ignore_errors=True)
     os.environ["SENDTIME_HOME"] = str(home)
     t0 = time.perf_counter()
-    result = train(world, load_settings(), progress=False, echo=lambda *_: None)
+    settings = load_settings(overrides={"training": {"hour_source": hour_source}})
+    result = train(world, settings, progress=False, echo=lambda *_: None)
     seconds = time.perf_counter() - t0
     m = result.metrics
     row = {
@@ -58,7 +61,12 @@ def run_one(seed: int, subscribers: int, days: int, cache: Path, zoo: str | None
         "log_loss": m["log_loss"],
         "auc": m["auc"],
         "calibration_error": m["calibration_error"],
+        "hour_source": hour_source,
     }
+    for c in ("email", "sms"):  # the hour guard (training/hour_guard.py): who placed the hours, and why
+        row[f"{c}_hours_by_profile"] = m.get(f"hour_guard_{c}_profile", float("nan"))
+        row[f"{c}_guard_diff"] = m.get(f"hour_guard_{c}_diff", float("nan"))
+        row[f"{c}_guard_se"] = m.get(f"hour_guard_{c}_se", float("nan"))
     for b in BASELINES:
         row[f"{b}_capture"] = m[f"{b}_capture"]
         row[f"{b}_log_loss"] = m[f"{b}_log_loss"]
@@ -75,7 +83,12 @@ def _line(r: dict) -> str:
         f"{r['smoothed_histogram_capture']:.3f}, exposure-corrected {r['exposure_corrected_histogram_capture']:.3f}, "
         f"population best hour {r['population_best_hour_capture']:.3f}, best baseline "
         f"{r['best_baseline_capture']:.3f}) | log loss {r['log_loss']:.4f} vs best baseline "
-        f"{r['best_baseline_log_loss']:.4f} | AUC {r['auc']:.3f} | train {r['train_s']:.0f} s"
+        f"{r['best_baseline_log_loss']:.4f} | AUC {r['auc']:.3f} | train {r['train_s']:.0f} s | hours "
+        + ", ".join(
+            f"{c} by {'profile' if r[f'{c}_hours_by_profile'] == 1 else 'model'} (model - profile "
+            f"{r[f'{c}_guard_diff']:+.4f}, SE {r[f'{c}_guard_se']:.4f})"
+            for c in ("email", "sms")
+        )
     )
 
 
@@ -116,6 +129,12 @@ def main() -> None:
     parser.add_argument(
         "--reference", action="store_true", help="also the simulate world at 2,000 people x 84 days, seed 0"
     )
+    parser.add_argument(
+        "--hour-source",
+        choices=["auto", "model", "profile"],
+        default="auto",
+        help="training.hour_source: auto = the hour guard decides (default); model or profile forces it",
+    )
     parser.add_argument("--cache", type=Path, default=Path(".sendtime/bench"))
     parser.add_argument("--out", type=Path, help="also write the table as CSV")
     parser.add_argument("--table", type=Path, help="only print the README table of a CSV written by --out")
@@ -139,7 +158,7 @@ def main() -> None:
         jobs.append((0, 2000, 84, None))
     rows = []
     for seed, size, days, zoo in jobs:
-        rows.append(run_one(seed, size, days, args.cache, zoo))
+        rows.append(run_one(seed, size, days, args.cache, zoo, args.hour_source))
         print(_line(rows[-1]), flush=True)
         if args.out:  # written after every run too: a long benchmark keeps what it measured
             pd.DataFrame(rows).to_csv(args.out, index=False)

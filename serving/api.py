@@ -74,6 +74,7 @@ def model_metadata(predictor: Predictor) -> ModelMetadata:
         profiles_as_of=meta.get("profiles_as_of"),
         subscribers=meta.get("subscribers"),
         model_kind=meta.get("model_kind"),
+        hour_source=meta.get("hour_source"),
     )
 
 

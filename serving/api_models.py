@@ -209,6 +209,9 @@ class ModelMetadata(ModelInfo):
     profiles_as_of: str | None = None
     subscribers: int | None = None
     model_kind: str | None = None  # "lightgbm", or "profile_only" (data too short for a model)
+    hour_source: dict[str, str] | None = Field(
+        None, description="per channel, who ranks its hours: model, or profile (training/hour_guard.py)"
+    )
 
 
 class Decision(BaseModel):

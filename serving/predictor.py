@@ -23,11 +23,10 @@ from sendtime.features.model_features import FEATURES, Rows, feature_matrix, gat
 from sendtime.features.profiles import Profiles
 from sendtime.serving import contacts as contact_module
 from sendtime.serving.contacts import MEMO_LIMIT, Audience, ContactIndex
+from sendtime.training import hour_guard
 from sendtime.training.profile_only import booster_from_string
 
 CHUNK_CELLS = 400_000  # feature rows per predict call: bounds memory on million-row audiences
-TIE_BREAK = 1e-3
-RANK_COLUMN = FEATURES.index("response_rank")
 TOP_CHUNK_ROWS = 20_000  # people per chunk of `score_top` (their [rows, 2, 168] profile arrays: ~50 MB)
 PARALLEL_ROWS = 20_000  # below this many feature rows LightGBM predicts on one thread: same numbers, and
 #                         the thread start-up of a parallel predict costs more than tiny inputs take
@@ -54,6 +53,8 @@ class Predictor:
         self.settings = settings
         self.model_version = str(model_version)
         self.meta = dict(meta or {})
+        # channels whose hours the profile ranks (the version's hour guard, training/hour_guard.py)
+        self._profile_hours = hour_guard.guarded_channels(self.meta.get(hour_guard.TAG))
         self.contacts = ContactIndex(profiles, settings)
         self._grid_memo: dict = {}  # per (window, timezone) local hours; thread-safe without locks
 
@@ -74,6 +75,7 @@ class Predictor:
             "data_span": list(profiles.data_span),
             "profiles_as_of": profiles.as_of.isoformat(),
             "subscribers": len(profiles),
+            hour_guard.TAG: hour_guard.parse(champ.tags.get(hour_guard.TAG)),
         }
         return cls(champ.booster, profiles, settings, champ.version, meta)
 
@@ -164,16 +166,18 @@ class Predictor:
     def _predict(
         self, g: Rows, idx: np.ndarray, channel: np.ndarray, how: np.ndarray, threads: int | None = None
     ) -> np.ndarray:
-        """The model's probability at cells (row idx of `g`, channel, local hour-of-week), tie-broken.
+        """The served score at cells (row idx of `g`, channel, local hour-of-week): the model's
+        probability, tie-broken by the profile's rank, hours ranked by the profile on the channels the
+        version's hour guard gave it (`hour_guard.served_scores`).
         `threads`: LightGBM's (default: the training setting for large inputs); the same numbers either way."""
         X = feature_matrix(g, self.profiles, idx, channel, how)
         if threads is None:
             threads = self.settings.training.lgbm.get("num_threads", 2) if len(X) >= PARALLEL_ROWS else 1
+        guarded = self._profile_hours[channel] if self._profile_hours.any() else None
         with self._a_booster() as booster:
-            pred = booster.predict(X, num_threads=threads)
-        # Trees give a step function: many of a person's hours share one probability. Among hours the
-        # model cannot tell apart, the profile's own ranking decides (at most a 0.1% nudge).
-        return pred * (1.0 + TIE_BREAK * X[:, RANK_COLUMN])
+            return hour_guard.served_scores(
+                lambda Z: booster.predict(Z, num_threads=threads), X, g.best[idx, channel], guarded
+            )
 
     @contextlib.contextmanager
     def _a_booster(self):

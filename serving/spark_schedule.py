@@ -241,7 +241,7 @@ def _model(settings: Settings, predictor: Predictor | None, scratch: list[Path])
             predictor.model_version, str(folder), _worker_settings(predictor.settings), dict(predictor.meta)
         )
         return spec, predictor.booster.model_to_string()
-    from sendtime.training import registry
+    from sendtime.training import hour_guard, registry
 
     registry.configure_mlflow(settings.training.experiment)
     try:
@@ -250,7 +250,12 @@ def _model(settings: Settings, predictor: Predictor | None, scratch: list[Path])
         raise LookupError(
             f"no champion model to plan with: train one with `sendtime train --data DIR` ({exc})"
         ) from exc
-    meta = {"model_version": champ.version, "run_id": champ.run_id, "kind": champ.tags.get("kind")}
+    meta = {
+        "model_version": champ.version,
+        "run_id": champ.run_id,
+        "kind": champ.tags.get("kind"),
+        hour_guard.TAG: hour_guard.parse(champ.tags.get(hour_guard.TAG)),
+    }
     spec = ModelSpec(str(champ.version), str(champ.snapshot_dir), _worker_settings(settings), meta)
     return spec, champ.booster.model_to_string()
 

@@ -64,6 +64,28 @@ def window_share(
     """
     if len(held_out) == 0:
         return float("nan")
+    _, inside, counts = pair_hits(predict, profiles, held_out, window_hours, rows, max_pairs)
+    return float(inside.sum() / max(counts.sum(), 1))
+
+
+def pair_hits(
+    predict,
+    profiles: Profiles,
+    held_out: pd.DataFrame,
+    window_hours: int,
+    rows: np.ndarray | None = None,
+    max_pairs: int = MAX_PAIRS,
+    with_best: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per judged (person, channel) pair: (channel, engagements inside its windows, engagements), the
+    parts of `window_share` that a paired comparison of two scorers needs (training/hour_guard.py).
+
+    `with_best`: `predict(X, best)` also gets each row's best profile response (what serving's scores
+    need to place hours by the profile).
+    """
+    if len(held_out) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
     pair_key = held_out["sub"].to_numpy(np.int64) * 2 + held_out["channel"].to_numpy(np.int64)
     pairs, inverse = np.unique(pair_key, return_inverse=True)
     if len(pairs) > max_pairs:  # the same seeded sample for every model judged on these engagements
@@ -87,9 +109,10 @@ def window_share(
         idx = np.repeat(local, H)
         ch = np.repeat(channels[lo:hi], H)
         how = np.tile(np.arange(H), hi - lo)
-        scores = np.asarray(predict(feature_matrix(g, profiles, idx, ch, how))).reshape(hi - lo, H)
+        X = feature_matrix(g, profiles, idx, ch, how)
+        scores = np.asarray(predict(X, g.best[idx, ch]) if with_best else predict(X)).reshape(hi - lo, H)
         covered = chosen_windows(scores, window_hours)
         sel = (inverse >= lo) & (inverse < hi)
         hit = covered[inverse[sel] - lo, hows[sel]]
         inside[lo:hi] = np.bincount(inverse[sel] - lo, weights=hit, minlength=hi - lo).astype(np.int64)
-    return float(inside.sum() / max(counts.sum(), 1))
+    return channels, inside, counts

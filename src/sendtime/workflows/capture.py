@@ -23,6 +23,7 @@ from sendtime.serving.allocation import allocate_sms_budget
 from sendtime.serving.contacts import Audience
 from sendtime.serving.feasibility import feasible_cells
 from sendtime.serving.predictor import Predictor
+from sendtime.training import hour_guard
 
 
 @dataclass
@@ -127,11 +128,13 @@ def audience_grids(
     return audience, hour_starts, predictor.local_hours(audience, hour_starts)
 
 
-def model_capture(booster, profiles: Profiles, gt, settings, campaigns: int = 7) -> float:
+def model_capture(
+    booster, profiles: Profiles, gt, settings, campaigns: int = 7, hour_source: str | dict | None = None
+) -> float:
     """The model's capture (no SMS budget) over daily 24 h campaigns from the snapshot's instant on:
     the `model_capture` that `report.capture_figures` reports, for any snapshot (the champion's own,
-    a validation split's)."""
-    predictor = Predictor(booster, profiles, settings)
+    a validation split's); hours placed as the version's hour guard says (`hour_source`)."""
+    predictor = Predictor(booster, profiles, settings, meta={hour_guard.TAG: hour_source})
     totals = {"campaign": 0.0, "oracle": 0.0, "model": 0.0}
     for day in range(campaigns):
         start = profiles.as_of.ceil("D") + pd.Timedelta(days=day, hours=14)

@@ -25,7 +25,7 @@ from sendtime.features.model_features import FEATURES, feature_matrix, gather_ro
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import build_profiles
 from sendtime.features.strengths import Shrinkage
-from sendtime.training import decision, examples, model, recipe, registry
+from sendtime.training import decision, examples, hour_guard, model, recipe, registry
 from sendtime.workflows.capture import GroundTruth, model_capture
 
 # the settings sections that shape the FeatureBase (identity, signals, local time): when the champion's
@@ -127,7 +127,7 @@ def score_champion(name: str, version: str, bench: TestBench) -> ChampionScore:
     score.log_loss = model.metrics(ex.test.y, booster.predict(X))["log_loss"]
     if gt is not None:
         policy = trained.model_copy(update={"policy": settings.policy})  # its hashes, the same rules
-        score.decision = model_capture(booster, profiles, gt, policy)
+        score.decision = model_capture(booster, profiles, gt, policy, hour_source=tags.get(hour_guard.TAG))
     else:
         held = engagements_in_test(base, ex)
         if not same_base:  # local hours in the champion's idea of each person's zone

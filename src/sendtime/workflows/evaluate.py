@@ -24,8 +24,8 @@ from sendtime.configs.settings import Settings
 from sendtime.features.load import load_folder
 from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import build_feature_base
-from sendtime.training import baselines, drift_plot, examples, recipe, registry
-from sendtime.workflows import capture, offline_report
+from sendtime.training import baselines, drift_plot, examples, hour_guard, recipe, registry
+from sendtime.workflows import capture, champion, offline_report
 
 EVALUATE_TAG = "evaluate"
 
@@ -75,8 +75,17 @@ def evaluate(
     base = build_feature_base(data, trained, progress=progress)
     ex = examples.build_examples(base, trained, shrinkage=shrinkage, progress=progress)
     gt = capture.GroundTruth.load(data_dir)
-    offline = offline_report.offline_report(booster, ex, base, gt, trained)
+    hour_source = hour_guard.parse((mv.tags or {}).get(hour_guard.TAG))
+    offline = offline_report.offline_report(booster, ex, base, gt, trained, hour_source)
     flat = offline.metrics
+    verdicts = hour_guard.judge(  # the guard's comparison on this data; the version's decision stands
+        booster.predict,
+        ex.test.profiles,
+        champion.engagements_in_test(base, ex),
+        trained.training.gate_window_hours,
+        trained.training.hour_guard_tolerance,
+    )
+    flat.update(hour_guard.metrics(verdicts, hour_source))
     fp = recipe.fingerprint(data)
     trained_sha = (logged.get("fingerprint") or {}).get("sha256")
     same = None if trained_sha is None else trained_sha == fp["sha256"]

@@ -4,6 +4,7 @@ Both commands call it, so both report exactly the same numbers for the same vers
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from sendtime.features.model_features import FEATURES
 from sendtime.features.prepare import FeatureBase
 from sendtime.features.profiles import Profiles
 from sendtime.serving.predictor import Predictor
-from sendtime.training import baselines, examples, model, plots
+from sendtime.training import baselines, examples, hour_guard, model, plots
 from sendtime.workflows import capture
 
 SMS_BUDGET_SHARE = 0.3  # capture is also reported with SMS allowed for at most this share of the audience
@@ -63,14 +64,19 @@ def evaluate_split(
 
 
 def capture_figures(
-    booster, ex: examples.Examples, baseline: FittedBaselines, gt: capture.GroundTruth, settings: Settings
+    booster,
+    ex: examples.Examples,
+    baseline: FittedBaselines,
+    gt: capture.GroundTruth,
+    settings: Settings,
+    hour_source: Mapping[str, str] | None = None,
 ) -> dict[str, float]:
     """Plans for daily 24 h campaigns over the test week: model vs baselines vs oracle.
 
     One campaign's capture swings by about +-0.02 with the weekday it falls on, so the figure is the
     share of the oracle's gain won over `CAPTURE_CAMPAIGNS` daily campaigns (ratio of the summed values).
     """
-    predictor = Predictor(booster, ex.test.profiles, settings)
+    predictor = Predictor(booster, ex.test.profiles, settings, meta={hour_guard.TAG: hour_source})
     table = ex.test.profiles.table
     rates = np.stack([table[f"{c}_click_rate"].to_numpy() for c in S.CHANNELS], axis=1)
     labels = (("", None), (f"budget{round(100 * SMS_BUDGET_SHARE)}_", SMS_BUDGET_SHARE))
@@ -104,16 +110,22 @@ def capture_figures(
 
 
 def offline_report(
-    booster, ex: examples.Examples, base: FeatureBase, gt: capture.GroundTruth | None, settings: Settings
+    booster,
+    ex: examples.Examples,
+    base: FeatureBase,
+    gt: capture.GroundTruth | None,
+    settings: Settings,
+    hour_source: Mapping[str, str] | None = None,
 ) -> OfflineReport:
-    """Test metrics of the model and every baseline, plus capture where there is ground truth.
+    """Test metrics of the model and every baseline, plus capture where there is ground truth; the
+    capture plans place hours as the version's hour guard says (`hour_source`, training/hour_guard.py).
 
     Shared by `sendtime train` and `sendtime evaluate`, so that both report exactly the same numbers.
     """
     results, curves, baseline, counts = evaluate_split(booster, ex, base)
     flat = {f"{m}_{k}" if m != "model" else k: v for m, r in results.items() for k, v in r.items()}
     if gt is not None:
-        flat.update(capture_figures(booster, ex, baseline, gt, settings))
+        flat.update(capture_figures(booster, ex, baseline, gt, settings, hour_source))
     return OfflineReport(results, curves, flat, counts)
 
 

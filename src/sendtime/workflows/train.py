@@ -18,7 +18,17 @@ from sendtime.features.load import load_folder
 from sendtime.features.model_features import FEATURES
 from sendtime.features.profiles import build_profiles
 from sendtime.serving import decision_model
-from sendtime.training import baselines, decision, examples, gate, model, recipe, registry, split_design
+from sendtime.training import (
+    baselines,
+    decision,
+    examples,
+    gate,
+    hour_guard,
+    model,
+    recipe,
+    registry,
+    split_design,
+)
 from sendtime.training.drift import champion_population
 from sendtime.training.drift import watch as watch_drift
 from sendtime.training.recipe import fingerprint
@@ -94,8 +104,18 @@ def train(
     )
     booster.best_iteration = early.best_iteration
     gt = capture.GroundTruth.load(data_dir)
-    offline = offline_report(booster, ex, base, gt, settings)
+    hour_source, verdicts = hour_guard.decide(
+        settings.training.hour_source,
+        booster.predict,
+        ex.test.profiles,
+        champion.engagements_in_test(base, ex),
+        settings.training.gate_window_hours,
+        settings.training.hour_guard_tolerance,
+    )
+    echo(hour_guard.describe(hour_source, verdicts))
+    offline = offline_report(booster, ex, base, gt, settings, hour_source)
     results, flat = offline.results, offline.metrics
+    flat.update(hour_guard.metrics(verdicts, hour_source))
 
     name = settings.training.registered_model
     bench = champion.TestBench(ex, base, data, gt, settings)
@@ -114,6 +134,7 @@ def train(
                 "config": run_inputs.config_path or "defaults",
                 "data": run_inputs.data_dir,
                 "best_iteration": booster.best_iteration,
+                **{f"{hour_guard.TAG}_{c}": s for c, s in hour_source.items()},
                 **{f"lgbm_{k}": v for k, v in settings.training.lgbm.items()},
                 **{
                     f"shrinkage_{c}_{k}": v
@@ -146,7 +167,7 @@ def train(
                     mlflow.log_metric(f"champion_{key}", float(value))
             mlflow.set_tag("champion_version", champ.version)
         mlflow.set_tag("salt", "built-in default" if identity.uses_default_salt(settings) else "custom")
-        mlflow.set_tags({"model_kind": "lightgbm"})
+        mlflow.set_tags({"model_kind": "lightgbm", hour_guard.TAG: json.dumps(hour_source)})
         split_design.log_to_mlflow(ex.design)
         mlflow.log_metrics({k: float(v) for k, v in flat.items() if np.isfinite(v)})
         watch_drift(
@@ -178,6 +199,7 @@ def train(
                 "test_log_loss": f"{results['model']['log_loss']:.6f}",
                 recipe.DATA_KIND_TAG: ex.kind,
                 recipe.CHANNELS_TAG: json.dumps(dict(challenger.channel_events)),
+                hour_guard.TAG: json.dumps(hour_source),
             },
         )
         verdict = judge(challenger, results, champ, settings, decision_name)
