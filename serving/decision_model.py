@@ -85,10 +85,9 @@ class DecisionModel(PythonModel):
     """Rows in, the API's decisions out (one row each, in order); see the module docstring."""
 
     def load_context(self, context) -> None:
-        import lightgbm as lgb
-
         from sendtime.features.profiles import Profiles
         from sendtime.serving.predictor import Predictor
+        from sendtime.training.profile_only import booster_from_string, is_profile_only
 
         files = context.artifacts
         settings = Settings.model_validate(json.loads(Path(files[SETTINGS]).read_text()))
@@ -102,14 +101,16 @@ class DecisionModel(PythonModel):
             "model_version": version,
             "run_id": config.get("run_id"),
             "kind": config.get("kind"),
-            "model_kind": "lightgbm",
+            "model_kind": "lightgbm",  # set below once the model file says which
             "trained_at": config.get("trained_at"),
             "data_span": list(profiles.data_span),
             "profiles_as_of": profiles.as_of.isoformat(),
             "subscribers": len(profiles),
         }
+        booster = booster_from_string(Path(files[BOOSTER]).read_text())  # LightGBM's or the profile rule
+        meta["model_kind"] = "profile_only" if is_profile_only(booster) else "lightgbm"
         self.settings = settings
-        self.predictor = Predictor(lgb.Booster(model_file=files[BOOSTER]), profiles, settings, version, meta)
+        self.predictor = Predictor(booster, profiles, settings, version, meta)
 
     def predict(
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -216,12 +217,20 @@ def save_model(
     validate_serving_input: bool = False,  # Model.log's own option, handed on to every flavour
 ) -> None:
     """MLflow's flavour hook (`Model.log` calls it): the decision pyfunc, then the native LightGBM
-    flavour reading the same booster file, so the model holds one copy of everything."""
+    flavour reading the same booster file, so the model holds one copy of everything. A profile-only
+    decision maker (data too short for a model) gets the decision pyfunc alone: its rule, written as
+    `ProfileOnlyModel.model_to_string`, is no LightGBM model."""
     import lightgbm as lgb
     import mlflow.pyfunc
     from mlflow.models.model import MLMODEL_FILE_NAME
 
-    booster.save_model(str(scratch / BOOSTER))
+    from sendtime.training.profile_only import is_profile_only
+
+    profile_only = is_profile_only(booster)
+    if profile_only:
+        (scratch / BOOSTER).write_text(booster.model_to_string())
+    else:
+        booster.save_model(str(scratch / BOOSTER))
     (scratch / SETTINGS).write_text(json.dumps(settings.model_dump(mode="json")))
     _copy_rules(settings, scratch / RULES)
     artifacts = {
@@ -240,6 +249,9 @@ def save_model(
         pip_requirements=requirements(),
         mlflow_model=mlflow_model,
     )
+    if profile_only:
+        mlflow_model.save(str(Path(path) / MLMODEL_FILE_NAME))
+        return
     mlflow_model.add_flavor(
         "lightgbm",
         lgb_version=lgb.__version__,

@@ -2,8 +2,10 @@
 
 The run logs what a model's run logs where it has a meaning (params, config, data fingerprint, rejects,
 hour-of-week plots, the profile snapshot, the split design) and no test metrics: there is no test. The
-version is a real MLflow model (a python-function model from code wrapping `ProfileOnlyModel`; loading
-it needs sendtime installed), registered and tagged `model_kind=profile_only`.
+version is the decision model every version is (serving/decision_model.py: a python-function model
+that answers rows of subscribers with the API's decisions), here with the profile rule in place of a
+booster and no LightGBM flavour; registered and tagged `model_kind=profile_only`. (`ProfileOnlyPyfunc`
+below is how versions registered before that were logged: they still load.)
 
 The gate, kept simple: a profile-only version becomes champion when there is no champion yet, or when
 the champion is itself profile-only (the newer one has seen more data). It never replaces a trained,
@@ -16,13 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
 from sendtime.features.model_features import FEATURES, feature_matrix, gather_rows
@@ -70,9 +71,13 @@ def _champion_is_profile_only(name: str, version: str) -> bool:
     return tags.get(MODEL_KIND_TAG) == PROFILE_ONLY
 
 
-def train(inputs: RunInputs, design: split_design.SplitDesign, reason: str) -> ProfileOnlyResult:
+def train(
+    inputs: RunInputs, design: split_design.SplitDesign, reason: str, register: Callable[..., str]
+) -> ProfileOnlyResult:
     """Profiles as of the end of the data (strengths chosen on its held-out blocks), logged and
-    registered as a profile-only version; promoted by the rule in the module docstring."""
+    registered as a profile-only version; promoted by the rule in the module docstring. `register` logs
+    and registers the model (`serving.decision_model.log_and_register`, handed down by the workflow:
+    the decision model sits above training) and returns the version."""
     data, base, settings = inputs.data, inputs.base, inputs.settings
     fingerprint = recipe.fingerprint(data)
     kind = examples.SEND_RESPONSE if base.has_sends else examples.ACTIVITY
@@ -153,17 +158,10 @@ def train(inputs: RunInputs, design: split_design.SplitDesign, reason: str) -> P
         mlflow.log_artifacts(str(figs), "plots")
         final.save(out / registry.SNAPSHOT_ARTIFACT)
         mlflow.log_artifacts(str(out / registry.SNAPSHOT_ARTIFACT), registry.SNAPSHOT_ARTIFACT)
-        frame = pd.DataFrame(example, columns=FEATURES)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(Path(__file__).with_name("profile_only_pyfunc.py")),
-            model_config={"kind": kind},
-            signature=infer_signature(frame, model.predict(example)),
-            input_example=frame.head(5),
-            pip_requirements=[f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
-        )
-        mv = mlflow.register_model(
-            info.model_uri,
+        version = register(
+            model,
+            example,
+            FEATURES,
             name,
             tags={
                 "kind": kind,
@@ -172,8 +170,9 @@ def train(inputs: RunInputs, design: split_design.SplitDesign, reason: str) -> P
                 "data_span": json.dumps(list(final.data_span)),
                 "profile_only_reason": reason,
             },
+            snapshot=out / registry.SNAPSHOT_ARTIFACT,
+            settings=settings,
         )
-        version = str(mv.version)
         if promoted:
             registry.promote(name, version)
         mlflow.set_tags({"registered_version": version, "promoted": str(promoted), "promotion": why})

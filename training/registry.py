@@ -124,13 +124,32 @@ def load_booster(model_name: str, version: str) -> lgb.Booster:
     location = client().get_model_version_download_uri(model_name, version)
     uri = relocated(location) or f"models:/{model_name}/{version}"
     if tags.get(MODEL_KIND_TAG) == PROFILE_ONLY:
-        return load_registered(uri)
+        try:  # the decision model's copy of the rule (serving/decision_model.py)
+            return _profile_rule(uri if not uri.startswith("models:/") else location)
+        except Exception:  # a version logged before: its own model from code
+            return load_registered(uri)
     if uri.startswith("models:/"):
         uri = location
     try:
         return _booster_only(uri)
     except Exception:  # a model laid out otherwise: MLflow's own loader reads all of it
         return mlflow.lightgbm.load_model(uri)
+
+
+def _profile_rule(location: str):
+    """A profile-only version's rule, read from the decision model's booster file."""
+    import mlflow
+
+    from sendtime.training.profile_only import booster_from_string, is_profile_only
+
+    with tempfile.TemporaryDirectory(prefix="sendtime-model-") as folder:
+        data = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{location}/artifacts/model.lgb", dst_path=folder
+        )
+        rule = booster_from_string(Path(data).read_text())
+    if not is_profile_only(rule):
+        raise ValueError("tagged profile-only, but its model file holds a LightGBM model")
+    return rule
 
 
 def _booster_only(location: str) -> lgb.Booster:

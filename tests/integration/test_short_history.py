@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -164,3 +165,34 @@ def test_a_split_without_clicks_falls_back_to_profile_only_unless_the_config_cho
     assert any("no usable labelled examples" in line and "profile-only" in line for line in lines)
     with pytest.raises(TooFewExamples):
         train(world, load_settings(overrides={"training": {"snapshots": 1}}), progress=False, echo=print)
+
+
+def test_the_profile_only_version_is_a_decision_model_in_mlflow(runs, monkeypatch):
+    """MLflow tools get decisions from a profile-only version too (issue 14.2): the API's, row for row,
+    and no LightGBM flavour, since there is no booster."""
+    monkeypatch.setenv("SENDTIME_HOME", str(runs["home"]))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    import mlflow.pyfunc
+    from mlflow.models import get_model_info
+
+    import sendtime
+    from sendtime.configs.settings import load_settings
+    from sendtime.training import registry
+
+    settings = load_settings()
+    registry.configure_mlflow(settings.training.experiment)
+    uri = f"models:/{settings.training.registered_model}/1"
+    assert set(get_model_info(uri).flavors) == {"python_function"}
+    people = pd.read_parquet(runs[14]["world"] / "ground_truth" / "people.parquet")[["email", "phone"]].head(
+        40
+    )
+    people = people.astype(object).where(people.notna(), None)
+    window = ("2026-11-10T12:00:00Z", "2026-11-11T12:00:00Z")
+    got = mlflow.pyfunc.load_model(uri).predict(
+        people.assign(window_start=window[0], window_end=window[1]), params={"seed": 0}
+    )
+    want = sendtime.load(version="1", config=settings).predict(people, window, seed=0)
+    assert (got["model_version"] == "1").all() and got["channel"].notna().mean() > 0.9
+    for column in ("subscriber_id", "channel", "send_at", "reason"):
+        assert got[column].tolist() == want[column].tolist(), column
+    np.testing.assert_allclose(got["expected_engagement"].astype(float), want["expected_engagement"])

@@ -233,7 +233,7 @@ def _train_profile_only(
 
     from sendtime.training import profile_only_run
 
-    res = profile_only_run.train(run_inputs, design, reason)
+    res = profile_only_run.train(run_inputs, design, reason, decision_model.log_and_register)
     with mlflow.start_run(run_id=res.run_id):
         mlflow.log_metric("train_seconds", time.perf_counter() - t0)
     return TrainResult(
