@@ -48,6 +48,9 @@ def configure_mlflow(experiment: str) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    # MLflow draws a download bar for every artifact it reads (the champion's snapshot, a logged model):
+    # carriage-return frames in logs and CI, and noise on a terminal; our own bars say what is long
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     for noisy in ("mlflow", "alembic"):  # store migrations and registry chatter are not the user's business

@@ -21,7 +21,11 @@ SCHEDULE_STEPS = ("audience read from", "model version", "plan written:")
 
 
 def _run(args: list[str], home: Path, cwd: Path, **extra: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "SENDTIME_LOG_LEVEL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "SENDTIME_LOG_LEVEL", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    }
     env.update(SENDTIME_HOME=str(home), MLFLOW_ENABLE_TELEMETRY="false", DO_NOT_TRACK="true", **extra)
     done = subprocess.run(
         [str(SENDTIME), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
@@ -44,6 +48,7 @@ def test_info_shows_the_steps_and_warning_does_not(small_world, test_settings, t
     )
     assert _steps(train.stderr, TRAIN_STEPS) == list(TRAIN_STEPS), train.stderr[-3000:]
     assert "registered version:" in train.stdout  # the printed result lines stay
+    assert "Downloading artifacts" not in train.stderr and "\r" not in train.stderr  # no MLflow bars in a log
     assert " INFO mlflow" not in train.stderr and " INFO alembic" not in train.stderr  # sendtime's steps only
 
     people = pd.read_parquet(small_world / "ground_truth" / "people.parquet").head(50)
