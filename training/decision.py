@@ -8,9 +8,12 @@ a model by one decision measure as well:
 - otherwise the **held-out engagement share inside the chosen windows** (`window_share`): for every
   person and channel with human engagement (opens and clicks) in the held-out period, the model picks
   its best local hour on each of the 7 days of the week, as a daily campaign would, from profiles built
-  before the period; each pick opens a window of `training.gate_window_hours` hours. The measure is the
-  share of the held-out engagements whose local hour-of-week falls inside one of that person's windows
-  on that channel. Every model gets the same 7 windows a person (fewer when they overlap), so it can
+  before the period; each pick opens a window of `training.gate_window_hours` hours. The picks are the
+  ones serving would make: the model's served scores (`hour_guard.served_predict`: the profile's rank
+  breaks the ties of a tree's flat top, and on channels the hour guard gave the profile the profile
+  places the hours), not the raw predictions, whose argmax is the first hour of a plateau. The measure
+  is the share of the held-out engagements whose local hour-of-week falls inside one of that person's
+  windows on that channel. Every model gets the same 7 windows a person (fewer when they overlap), so it can
   only win by placing them where people engage; picking at random scores about W/24.
 """
 
@@ -55,16 +58,19 @@ def window_share(
     window_hours: int,
     rows: np.ndarray | None = None,
     max_pairs: int = MAX_PAIRS,
+    with_best: bool = False,
 ) -> float:
     """Share of `held_out` engagements inside the model's chosen windows (see the module docstring).
 
-    `predict` maps a feature matrix to probabilities (a LightGBM booster's `predict`). `rows` maps each
-    `sub` of `held_out` to a row of `profiles` (-1: a cold start), for a model whose snapshot numbers
-    people differently; by default `sub` is the row. NaN when nobody engaged in the period.
+    `predict` maps a feature matrix to scores; the gate and `sendtime tune` pass serving's scorer,
+    `hour_guard.served_predict(booster.predict, hour_source)` with `with_best` (see `pair_hits`), so the
+    windows are the ones serving would open. `rows` maps each `sub` of `held_out` to a row of `profiles`
+    (-1: a cold start), for a model whose snapshot numbers people differently; by default `sub` is the
+    row. NaN when nobody engaged in the period.
     """
     if len(held_out) == 0:
         return float("nan")
-    _, inside, counts = pair_hits(predict, profiles, held_out, window_hours, rows, max_pairs)
+    _, inside, counts = pair_hits(predict, profiles, held_out, window_hours, rows, max_pairs, with_best)
     return float(inside.sum() / max(counts.sum(), 1))
 
 

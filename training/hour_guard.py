@@ -40,6 +40,7 @@ from sendtime.training.decision import pair_hits
 
 TIE_BREAK = 1e-3  # among hours the model scores alike, the profile's rank decides (at most a 0.1% nudge)
 RANK_COLUMN = FEATURES.index("response_rank")
+CHANNEL_COLUMN = FEATURES.index("channel")
 RESPONSE = FEATURES.index("response")
 VS_BEST = FEATURES.index("response_vs_best")
 CLICK_RATE, ENGAGE_RATE = FEATURES.index("click_rate"), FEATURES.index("engage_rate")
@@ -96,6 +97,23 @@ def served_scores(
     return pred * (1.0 + TIE_BREAK * X[:, RANK_COLUMN])
 
 
+def served_predict(
+    predict: Callable[[np.ndarray], np.ndarray], hour_source: str | Mapping[str, str] | None
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """`predict` as serving scores it under `hour_source` (a version's tag, its parsed form, or None: no
+    channel guarded), as a `predict(X, best)` for training/decision.py's `with_best` measures: a decision
+    measure must judge the hours serving would pick, not the raw argmax (the first hour of a tree's
+    plateau)."""
+    profile_hours = guarded_channels(hour_source)
+
+    def scores(X: np.ndarray, best: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        guarded = profile_hours[X[:, CHANNEL_COLUMN].astype(np.int64)] if profile_hours.any() else None
+        return served_scores(predict, X, best, guarded)
+
+    return scores
+
+
 @dataclass(frozen=True)
 class ChannelVerdict:
     """One channel's held-out comparison and the source it gets."""
@@ -141,10 +159,8 @@ def judge(
     """Per channel: the model's served hours against the profile-placed hours on `held_out` (module doc)."""
 
     def arm(model: Callable[[np.ndarray], np.ndarray], guard: bool):
-        def scores(X: np.ndarray, best: np.ndarray) -> np.ndarray:
-            return served_scores(model, X, best, np.full(len(X), guard))
-
-        return pair_hits(scores, profiles, held_out, window_hours, with_best=True)
+        source = {c: PROFILE if guard else MODEL for c in S.CHANNELS}
+        return pair_hits(served_predict(model, source), profiles, held_out, window_hours, with_best=True)
 
     channels, inside_m, counts = arm(predict, False)
     # profile-placed windows do not depend on the model: its level at the best hour is one positive

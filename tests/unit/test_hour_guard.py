@@ -45,6 +45,7 @@ def fake_features(monkeypatch):
 
     def matrix(g, profiles, idx, channel, how):
         X = np.zeros((len(idx), len(FEATURES)), dtype=np.float32)
+        X[:, COL["channel"]] = channel
         resp = g.response[idx, channel, how]
         X[:, COL["click_rate"]] = 0.05
         X[:, COL["response"]] = resp
@@ -136,6 +137,35 @@ def test_served_scores_rank_a_guarded_channels_hours_by_the_profile_at_the_model
     # rows not guarded are scored exactly as before the guard existed
     mixed = hour_guard.served_scores(mid_loving_model, X, best_col, np.arange(H) >= 24)
     np.testing.assert_array_equal(mixed[:24], plain[:24])
+
+
+def plateau_model(X: np.ndarray) -> np.ndarray:
+    """Flat on top, as trees are: every hour with at least the morning's response scores alike, so a raw
+    argmax picks 09:00 (the plateau's first hour) where serving's tie-break picks the profile's 19:00."""
+    return np.where(X[:, COL["response"]] >= 0.5, 0.02, 0.01)
+
+
+def served_picks(model, channel: int, guarded: bool) -> set[int]:
+    """The hours-of-week serving picks (each day's argmax of `served_scores`) for anyone on `channel`."""
+    g = decision.gather_rows(None, np.array([0]))
+    idx = np.zeros(H, dtype=np.int64)
+    X = decision.feature_matrix(g, None, idx, np.full(H, channel), np.arange(H))
+    scores = hour_guard.served_scores(model, X, g.best[idx, channel], np.full(H, guarded))
+    return set((scores.reshape(7, 24).argmax(axis=1) + 24 * np.arange(7)).tolist())
+
+
+@pytest.mark.parametrize("model, source", [(plateau_model, None), (mid_loving_model, {"sms": "profile"})])
+def test_window_share_judges_the_hours_serving_picks(fake_features, model, source):
+    held = held_out()
+    guarded = hour_guard.guarded_channels(source)
+    picks = {c: served_picks(model, c, guarded[c]) for c in (0, 1)}
+    expected = np.mean([how in picks[c] for c, how in zip(held["channel"], held["how"], strict=True)])
+    served = hour_guard.served_predict(model, source)
+    assert decision.window_share(served, None, held, 1, with_best=True) == pytest.approx(expected)
+    if model is plateau_model:  # the raw argmax sits at the plateau's first hour, not where serving sends
+        assert picks[0] == {24 * d + EVENING for d in range(7)}
+        assert expected == pytest.approx(12 / 26)  # e-mail's 19:00 engagements, none of SMS's 09:00
+        assert decision.window_share(model, None, held, 1) == pytest.approx(8 / 26)
 
 
 def test_the_tag_reads_back_and_defaults_to_the_model():

@@ -136,7 +136,12 @@ def score_champion(name: str, version: str, bench: TestBench) -> ChampionScore:
             zones = np.where(r >= 0, zones[np.maximum(r, 0)], trained.data.default_timezone)
             held["how"] = local_time_how(held["at"], zones)
         score.decision = decision.window_share(
-            booster.predict, profiles, held, settings.training.gate_window_hours, rows=person_rows
+            hour_guard.served_predict(booster.predict, tags.get(hour_guard.TAG)),
+            profiles,
+            held,
+            settings.training.gate_window_hours,
+            rows=person_rows,
+            with_best=True,
         )
     return score
 

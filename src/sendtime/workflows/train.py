@@ -119,7 +119,9 @@ def train(
 
     name = settings.training.registered_model
     bench = champion.TestBench(ex, base, data, gt, settings)
-    challenger, decision_name = challenger_figures(booster, bench, flat)
+    challenger, decision_name = challenger_figures(booster, bench, flat, hour_source)
+    if challenger.decision is not None and gt is None:  # logged with the rest, and printed by the CLI
+        flat["window_share"] = float(challenger.decision)
     champ = scored_champion(name, bench, echo)
     champ_loss = None if champ is None else champ.log_loss
 
@@ -158,8 +160,6 @@ def train(
         )
         mlflow.set_tags({"kind": ex.kind, "data_sha256": fingerprint(data)["sha256"]})
         recipe.log_provenance(run_inputs.data_dir, fingerprint(data)["sha256"])
-        if challenger.decision is not None and gt is None:
-            mlflow.log_metric("window_share", float(challenger.decision))
         if champ is not None:  # the champion on the same test cells, with its own recipe
             measure = "capture" if gt is not None else "window_share"
             for key, value in (("log_loss", champ.log_loss), (measure, champ.decision)):
@@ -247,16 +247,23 @@ def _train_profile_only(
     )
 
 
-def challenger_figures(booster, bench: champion.TestBench, flat: dict) -> tuple[gate.Figures, str]:
+def challenger_figures(
+    booster, bench: champion.TestBench, flat: dict, hour_source: dict[str, str]
+) -> tuple[gate.Figures, str]:
     """The new model's figures for the gate: its decision measure is capture where the folder has ground
-    truth, else the held-out engagement share inside its chosen windows (`training.decision`)."""
+    truth, else the held-out engagement share inside its chosen windows (`training.decision`), the
+    windows serving would open under the `hour_source` the hour guard just gave this model."""
     ex, base, settings = bench.ex, bench.base, bench.settings
     if bench.gt is not None:
         value, name = flat.get("model_capture"), "capture"
     else:
         held = champion.engagements_in_test(base, ex)
         value = decision.window_share(
-            booster.predict, ex.test.profiles, held, settings.training.gate_window_hours
+            hour_guard.served_predict(booster.predict, hour_source),
+            ex.test.profiles,
+            held,
+            settings.training.gate_window_hours,
+            with_best=True,
         )
         name = "engagement share in the chosen windows"
     figures = gate.Figures(

@@ -43,7 +43,7 @@ from sendtime.features.load import load_folder
 from sendtime.features.prepare import FeatureBase, build_feature_base
 from sendtime.features.profiles import Profiles
 from sendtime.features.strengths import Shrinkage
-from sendtime.training import decision, examples, model, registry
+from sendtime.training import decision, examples, hour_guard, model, registry
 from sendtime.training.recipe import fingerprint
 from sendtime.workflows import capture
 
@@ -268,12 +268,24 @@ def tune(
     measure = "capture" if gt is not None else "window_share"
     tolerance = settings.training.gate_decision_tolerance
 
+    # a trial is judged on the hours serving would pick, but it has no hour guard verdict (train decides
+    # that on the test weeks, which tune never sees): the source is known only where the config forces
+    # it; under "auto" no channel is guarded (the model's hours with serving's rank tie-break)
+    forced = settings.training.hour_source
+    trial_hours = None
+    if forced in (hour_guard.MODEL, hour_guard.PROFILE):
+        trial_hours = {c: forced for c in S.CHANNELS}
+
     def judge(booster, profiles) -> float:
         """The gate's decision measure of a trial's model on the validation weeks."""
         if gt is not None:
-            return float(capture.model_capture(booster, profiles, gt, settings))
+            return float(capture.model_capture(booster, profiles, gt, settings, hour_source=trial_hours))
         return decision.window_share(
-            booster.predict, profiles, cache.held_out, settings.training.gate_window_hours
+            hour_guard.served_predict(booster.predict, trial_hours),
+            profiles,
+            cache.held_out,
+            settings.training.gate_window_hours,
+            with_best=True,
         )
 
     def chosen(study: optuna.Study):
