@@ -270,11 +270,9 @@ def tune(
 
     # a trial is judged on the hours serving would pick, but it has no hour guard verdict (train decides
     # that on the test weeks, which tune never sees): the source is known only where the config forces
-    # it; under "auto" no channel is guarded (the model's hours with serving's rank tie-break)
-    forced = settings.training.hour_source
-    trial_hours = None
-    if forced in (hour_guard.MODEL, hour_guard.PROFILE):
-        trial_hours = {c: forced for c in S.CHANNELS}
+    # it; otherwise no channel is guarded (the model's hours with serving's rank tie-break)
+    profile_forced = settings.training.hour_source == hour_guard.PROFILE
+    trial_hours = {c: hour_guard.PROFILE for c in S.CHANNELS} if profile_forced else None
 
     def judge(booster, profiles) -> float:
         """The gate's decision measure of a trial's model on the validation weeks."""
