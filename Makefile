@@ -70,6 +70,7 @@ bench: setup ## speed and quality benchmarks (tens of minutes; numbers in the RE
 	$(PY) -m sendtime.experiments.bench_outspot
 	$(PY) -m sendtime.experiments.realdata --mirrors $(MIRRORS)
 	$(PY) -m sendtime.experiments.bench_realdata
+	$(PY) -m sendtime.experiments.realdata_ceiling
 	$(PY) -m sendtime.experiments.bench_load --start-server
 	$(PY) -m sendtime.experiments.bench_report --seeds 50 --subscribers 4000
 	$(PY) -m sendtime.experiments.bench_refresh --events 1000000 10000000
