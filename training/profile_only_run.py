@@ -1,7 +1,8 @@
 """`sendtime train` on data too short to train and test a model: the profile-only decision maker's run.
 
 The run logs what a model's run logs where it has a meaning (params, config, data fingerprint, rejects,
-hour-of-week plots, the profile snapshot, the split design) and no test metrics: there is no test. The
+hour-of-week plots, the profile snapshot, the split design, the drift watch's figures: a short export is
+where a user most needs to see that engagement has moved) and no test metrics: there is no test. The
 version is the decision model every version is (serving/decision_model.py: a python-function model
 that answers rows of subscribers with the API's decisions), here with the profile rule in place of a
 booster and no LightGBM flavour; registered and tagged `model_kind=profile_only`. (`ProfileOnlyPyfunc`
@@ -28,7 +29,7 @@ from mlflow.pyfunc import PythonModel
 
 from sendtime.features.model_features import FEATURES, feature_matrix, gather_rows
 from sendtime.features.profiles import build_profiles
-from sendtime.training import examples, plots, recipe, registry, split_design
+from sendtime.training import drift, examples, plots, recipe, registry, split_design
 from sendtime.training.profile_only import (
     MODEL_KIND_TAG,
     PROFILE_ONLY,
@@ -72,7 +73,11 @@ def _champion_is_profile_only(name: str, version: str) -> bool:
 
 
 def train(
-    inputs: RunInputs, design: split_design.SplitDesign, reason: str, register: Callable[..., str]
+    inputs: RunInputs,
+    design: split_design.SplitDesign,
+    reason: str,
+    register: Callable[..., str],
+    echo: Callable[[str], None] = print,
 ) -> ProfileOnlyResult:
     """Profiles as of the end of the data (strengths chosen on its held-out blocks), logged and
     registered as a profile-only version; promoted by the rule in the module docstring. `register` logs
@@ -95,6 +100,7 @@ def train(
 
     name = settings.training.registered_model
     champion = registry.champion_version(name)
+    reference = drift.champion_population(name)  # read before this version may replace the champion
     rejected = recipe.reject_share(data)
     if rejected > settings.training.gate_max_reject_share:
         promoted, why = (
@@ -147,6 +153,14 @@ def train(
         )
         mlflow.set_tags({"kind": kind, MODEL_KIND_TAG: PROFILE_ONLY, "data_sha256": fingerprint["sha256"]})
         recipe.log_provenance(inputs.data_dir, fingerprint["sha256"])
+        drift.watch(
+            data.events,
+            settings.drift,
+            echo,
+            table=final.table,
+            population=final.population_shape,
+            reference=reference,
+        )  # no calibration error: nothing was tested
         data.write_rejects(out / "rejects.csv")
         mlflow.log_artifact(str(out / "rejects.csv"))
         figs = out / "plots"

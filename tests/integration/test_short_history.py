@@ -106,6 +106,14 @@ def test_mlflow_records_the_design_and_the_model_kind(runs, monkeypatch):
     r1, r2 = client.get_run(v1.run_id), client.get_run(v2.run_id)
     assert r1.data.tags["model_kind"] == "profile_only" and "too short" in r1.data.tags["split_design"]
     assert r1.data.params["split_profile_only"] == "True" and "log_loss" not in r1.data.metrics
+    # the drift watch runs on a profile-only training too: rates and sources, no calibration (no test),
+    # no profile distance (no champion before it)
+    m1 = r1.data.metrics
+    assert 0 < m1["drift_engagement_rate_email"] < 0.2 and r1.data.tags["drift_warning"] == "none"
+    assert sum(m1[f"drift_source_email_{k}"] for k in ("personal", "linked", "cohort", "population")) == (
+        pytest.approx(1.0)
+    )
+    assert "drift_calibration_error" not in m1 and "drift_profile_distance" not in m1
     assert r2.data.params["split_snapshots"] == "4" and r2.data.params["split_test_days"] == "10.5"
     assert r2.data.params["split_given"] == "none"
 
@@ -128,6 +136,9 @@ def test_profile_only_never_replaces_a_tested_champion(runs, monkeypatch):
     result = train(runs[14]["world"], settings, progress=False, echo=lambda *_: None)
     assert result.model_kind == "profile_only" and not result.promoted
     assert "never replaces" in result.note
+    # measured against the champion it did not replace: the same world's people, two weeks of it
+    metrics = registry.client().get_run(result.run_id).data.metrics
+    assert 0 <= metrics["drift_profile_tv_email"] < 0.5 and "drift_profile_distance" in metrics
     assert registry.champion_version(name) == "2"
     registry.promote(name, "1")  # a profile-only champion is replaced by a newer profile-only version
     again = train(runs[14]["world"], settings, progress=False, echo=lambda *_: None)

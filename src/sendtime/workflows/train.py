@@ -82,7 +82,7 @@ def train(
     design = split_design.for_span(*base.span, settings.training)  # config values win; may raise
     echo(design.describe())
     if design.profile_only:
-        return _train_profile_only(run_inputs, design, design.describe(), t0)
+        return _train_profile_only(run_inputs, design, design.describe(), t0, echo)
     try:
         ex = examples.build_examples(base, settings, progress=progress)
     except examples.TooFewExamples as exc:
@@ -90,7 +90,7 @@ def train(
             raise
         reason = f"{exc}: too few to train and test a model on this {design.span_days:.1f}-day export"
         echo(f"split design: {reason}; a profile-only decision maker is registered instead")
-        return _train_profile_only(run_inputs, design, reason, t0)
+        return _train_profile_only(run_inputs, design, reason, t0, echo)
     echo(
         f"examples ({ex.kind}): train {len(ex.train.cells):,}, validation {len(ex.validation.cells):,}, "
         f"test {len(ex.test.cells):,}"
@@ -226,14 +226,14 @@ def train(
 
 
 def _train_profile_only(
-    run_inputs: recipe.RunInputs, design: split_design.SplitDesign, reason: str, t0: float
+    run_inputs: recipe.RunInputs, design: split_design.SplitDesign, reason: str, t0: float, echo
 ) -> TrainResult:
     """Data too short for a model: register the profile-only decision maker (training/profile_only_run.py)."""
     import mlflow
 
     from sendtime.training import profile_only_run
 
-    res = profile_only_run.train(run_inputs, design, reason, decision_model.log_and_register)
+    res = profile_only_run.train(run_inputs, design, reason, decision_model.log_and_register, echo)
     with mlflow.start_run(run_id=res.run_id):
         mlflow.log_metric("train_seconds", time.perf_counter() - t0)
     return TrainResult(
