@@ -23,6 +23,8 @@ Methods (all see the same active hours before the cut-off):
   export; activity as e-mail opens, no sends), its hour-of-day shape's best 3-hour window;
 - sendtime profile by weekday: the profile's best 3-hour window of each day of the week (its
   hour-of-week shape), a later active hour judged by its own weekday's window;
+- raw window, profile breaks ties: the person's own raw best window, ties going to the window where
+  sendtime's profile is heavier (the reading "the person's own hours decide, the prior breaks ties");
 - population best window: the best 3-hour window of everyone's active hours before the cut-off;
 - raw best window: the person's own active hours' best 3-hour window (ties: the population's better);
 - smoothed histogram: the person's hours blurred by +-1 hour plus one pseudo-event spread as the
@@ -51,8 +53,9 @@ WEEK = pd.Timedelta(days=7)
 MAX_OFFSET = pd.Timedelta(hours=14)  # the largest UTC offset: local clocks run at most this far ahead
 STRATA = (("2-9", 2, 9), ("10+", 10, None))
 SENDTIME, SENDTIME_WEEKDAY = "sendtime profile", "sendtime profile by weekday"
+RAW_TIES_SENDTIME = "raw window, profile breaks ties"
 POPULATION, RAW, SMOOTHED = "population best window", "raw best window", "smoothed histogram"
-METHODS = (SENDTIME, SENDTIME_WEEKDAY, POPULATION, RAW, SMOOTHED)
+METHODS = (SENDTIME, SENDTIME_WEEKDAY, RAW_TIES_SENDTIME, POPULATION, RAW, SMOOTHED)
 BASELINES = (POPULATION, RAW, SMOOTHED)
 
 
@@ -199,6 +202,7 @@ def score_cutoff(
         SENDTIME: best_window(daily, population),
         POPULATION: np.full(len(people), best_window(population)),
         RAW: best_window(counts, population),
+        RAW_TIES_SENDTIME: best_window(counts, daily),
         SMOOTHED: best_window(blurred + population, population),
     }
     later = later[later["person"].isin(judged)]

@@ -178,6 +178,7 @@ def test_scoring_path_on_a_tiny_synthetic_set():
     # every later active hour is at the person's one habitual hour: their own window always hits
     assert share[B.RAW] == pytest.approx(1.0)
     assert share[B.SMOOTHED] == pytest.approx(1.0)
+    assert share[B.RAW_TIES_SENDTIME] == pytest.approx(1.0)  # the profile only breaks ties
     assert share[B.POPULATION] < 0.5  # habits spread over 12 hours: one window holds at most 3 of them
     assert share[B.SENDTIME] > share[B.POPULATION]
     table = B.summarise(rec.assign(set="tiny", cutoff=cutoff), resamples=50)
