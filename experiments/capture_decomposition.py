@@ -85,9 +85,11 @@ def decompose(predictor, gt, campaigns: int = 7) -> pd.DataFrame:
     )
 
 
-def main() -> None:
+def champion_and_truth(description: str):
+    """The command line the oracle experiments share (this one, sms_strength_ceiling): the world the
+    champion was trained on -> (args, settings, the champion's predictor, the world's ground truth)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", required=True, help="the world folder the champion was trained on")
     parser.add_argument("--config", default=None)
@@ -100,7 +102,13 @@ def main() -> None:
     gt = GroundTruth.load(args.data)
     if gt is None:
         raise SystemExit(f"{args.data}: no ground truth (a zoo or `sendtime simulate` world is needed)")
-    table = decompose(load_predictor(load_settings(args.config)), gt, args.campaigns)
+    settings = load_settings(args.config)
+    return args, settings, load_predictor(settings), gt
+
+
+def main() -> None:
+    args, _, predictor, gt = champion_and_truth(__doc__)
+    table = decompose(predictor, gt, args.campaigns)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
 
 

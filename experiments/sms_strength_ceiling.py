@@ -15,12 +15,10 @@ what choosing SMS strengths better can buy, not a result.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pandas as pd
 
-from sendtime.experiments.capture_decomposition import with_shape
+from sendtime.experiments.capture_decomposition import champion_and_truth, with_shape
 
 # SMS strengths moved one at a time, over and beyond the search's own grids
 GRID = {
@@ -92,25 +90,12 @@ def sweep(predictor, gt, base, campaigns: int = 7, grid: dict | None = None) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", required=True, help="the world folder the champion was trained on")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--campaigns", type=int, default=7)
-    args = parser.parse_args()
-    from sendtime.configs.settings import load_settings
+    args, settings, predictor, gt = champion_and_truth(__doc__)
     from sendtime.features.load import load_folder
     from sendtime.features.prepare import build_feature_base
-    from sendtime.serving.planner import load_predictor
-    from sendtime.workflows.capture import GroundTruth
 
-    gt = GroundTruth.load(args.data)
-    if gt is None:
-        raise SystemExit(f"{args.data}: no ground truth (a zoo or `sendtime simulate` world is needed)")
-    settings = load_settings(args.config)
     base = build_feature_base(load_folder(args.data, settings.data), settings)
-    table = sweep(load_predictor(settings), gt, base, args.campaigns)
+    table = sweep(predictor, gt, base, args.campaigns)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     chosen = table["capture"].iloc[0]
     print(
